@@ -1,0 +1,62 @@
+"""A worker bootstep that tells Redis, every few seconds, which queues it consumes.
+
+Readiness (GET /readyz) looks for these marks: a queue with no fresh mark has no
+worker, or only workers whose event loop is stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import bootsteps
+
+from tasks import keys, records
+from tasks.connections import shared_client
+
+logger = logging.getLogger(__name__)
+
+BEACON_INTERVAL_S = 5.0
+# A mark outlives a few missed beats before the worker counts as gone.
+BEACON_TTL_S = 15
+
+
+def live_consumers(client: Any, queue: str) -> list[str]:
+    """Workers that beat for this queue within the last BEACON_TTL_S seconds."""
+    since = time.time() - BEACON_TTL_S
+    return [
+        records.text(name)
+        for name in client.zrangebyscore(keys.queue_consumers(queue), since, "+inf")
+    ]
+
+
+class LivenessBeacon(bootsteps.StartStopStep):  # type: ignore[misc]
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.timer_ref: Any = None
+
+    def start(self, worker: Any) -> None:
+        self.beat(worker)
+        self.timer_ref = worker.timer.call_repeatedly(BEACON_INTERVAL_S, self.beat, (worker,))
+
+    def stop(self, worker: Any) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
+            self.timer_ref = None
+
+    def beat(self, worker: Any) -> None:
+        queues = list(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
+        client = shared_client(worker.app.conf.taskrelay_redis_url)
+        now = time.time()
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    pipe.zadd(keys.queue_consumers(queue), {worker.hostname: now})
+                    pipe.zremrangebyscore(keys.queue_consumers(queue), 0, now - BEACON_TTL_S)
+                pipe.execute()
+        except Exception:
+            # A loop boundary: Redis may be restarting; the next beat tries again.
+            logger.warning("liveness beacon could not reach Redis", exc_info=True)

@@ -1,0 +1,196 @@
+"""Task records: what was submitted, and the one public view of a task's state.
+
+The web writes a record when it accepts a task; the worker adds when it started
+and whether it ended in the dead letters. The public state joins that record
+with Celery's result meta, read as raw JSON so that nothing in the backend is
+ever turned back into a Python object.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from tasks import defaults, keys
+
+QUEUED = "QUEUED"
+STARTED = "STARTED"
+PROGRESS = "PROGRESS"
+RETRY = "RETRY"
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+REVOKED = "REVOKED"
+STATES = (QUEUED, STARTED, PROGRESS, RETRY, SUCCESS, FAILURE, REVOKED)
+TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
+
+# Celery's PENDING means "nothing known"; with a record it means accepted, not
+# started. Every other Celery state keeps its name.
+_FROM_CELERY = {"PENDING": QUEUED, "RECEIVED": QUEUED}
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def save_submission(
+    pipe: redis.client.Pipeline,
+    task_id: str,
+    *,
+    task: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    submitted_at: str,
+    extra: dict[str, str] | None = None,
+) -> None:
+    """Queue the commands that record an accepted task on a pipeline."""
+    record_key = keys.task_record(task_id)
+    fields: dict[Any, Any] = {
+        "task": task,
+        "args": json.dumps(args),
+        "kwargs": json.dumps(kwargs),
+        "submitted_at": submitted_at,
+        **(extra or {}),
+    }
+    pipe.hset(record_key, mapping=fields)
+    pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
+    pipe.zadd(keys.TASK_INDEX, {task_id: datetime.fromisoformat(submitted_at).timestamp()})
+    # Keep only the newest entries; the oldest fall off the "recent tasks" list.
+    pipe.zremrangebyrank(keys.TASK_INDEX, 0, -defaults.TASK_INDEX_MAX_ENTRIES - 1)
+
+
+def forget_submission(client: redis.Redis, task_id: str) -> None:
+    """Undo save_submission, for a task whose message could not be sent."""
+    with client.pipeline() as pipe:
+        pipe.delete(keys.task_record(task_id))
+        pipe.zrem(keys.TASK_INDEX, task_id)
+        pipe.execute()
+
+
+def mark_started(client: redis.Redis, task_id: str, worker: str) -> bool:
+    """Record that a worker started the task; return True if it was revoked."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hset(
+            keys.task_record(task_id), mapping={"started_at": utc_now_iso(), "worker": worker}
+        )
+        pipe.zscore(keys.REVOKED, task_id)
+        _, revoked = pipe.execute()
+    return revoked is not None
+
+
+def revoke(client: redis.Redis, task_id: str) -> None:
+    """Remember a revoke durably, so that no worker, even a new one, runs the task."""
+    now = datetime.now(UTC).timestamp()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.REVOKED, {task_id: now})
+        # A task older than its record cannot arrive any more; forget its revoke.
+        pipe.zremrangebyscore(keys.REVOKED, 0, now - defaults.TASK_RECORD_TTL_S)
+        pipe.execute()
+
+
+def read_raw(
+    client: redis.Redis, results: redis.Redis, task_ids: list[str]
+) -> list[tuple[dict[str, str], bytes | str | None]]:
+    """Fetch records and raw result metas for many tasks in as few round trips as possible."""
+    if results is client:
+        with client.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(keys.task_record(task_id))
+                pipe.get(keys.celery_result(task_id))
+            replies = pipe.execute()
+        return [(_decode_hash(replies[i]), replies[i + 1]) for i in range(0, len(replies), 2)]
+    with client.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.hgetall(keys.task_record(task_id))
+        records = pipe.execute()
+    metas = results.mget([keys.celery_result(t) for t in task_ids]) if task_ids else []
+    return [(_decode_hash(r), m) for r, m in zip(records, metas, strict=True)]
+
+
+def parse_meta(raw: bytes | str | None) -> dict[str, Any] | None:
+    """Decode a raw Celery result meta; anything that is not a JSON object is ignored."""
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def document(task_id: str, record: dict[str, str], meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The public view of one task (GET /api/tasks/<id>)."""
+    meta = meta or {}
+    state = _public_state(meta.get("status"))
+    result = meta.get("result")
+    return {
+        "id": task_id,
+        "task": record.get("task"),
+        "state": state,
+        "progress": _progress(result) if state == PROGRESS else None,
+        "result": result if state == SUCCESS else None,
+        "error": _error(result, meta.get("traceback")) if state in (RETRY, FAILURE) else None,
+        "retries": _int(meta.get("retries")),
+        "dead_letter": record.get("dead_letter") == "1",
+        "submitted_at": record.get("submitted_at"),
+        "started_at": record.get("started_at"),
+        "finished_at": meta.get("date_done") if state in TERMINAL_STATES else None,
+        "worker": record.get("worker") or meta.get("worker"),
+        "args": _json_field(record.get("args"), []),
+        "kwargs": _json_field(record.get("kwargs"), {}),
+        "replay_of": record.get("replay_of"),
+    }
+
+
+def _public_state(celery_state: Any) -> str:
+    if not isinstance(celery_state, str):
+        return QUEUED
+    state = _FROM_CELERY.get(celery_state, celery_state)
+    return state if state in STATES else QUEUED
+
+
+def _progress(result: Any) -> dict[str, Any] | None:
+    if not isinstance(result, dict):
+        return None
+    return {
+        "current": result.get("current"),
+        "total": result.get("total"),
+        "message": result.get("message"),
+    }
+
+
+def _error(result: Any, traceback: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        return {"type": "Error", "message": str(result), "traceback": traceback}
+    message = result.get("exc_message")
+    if isinstance(message, list | tuple):
+        message = " ".join(str(part) for part in message)
+    return {
+        "type": str(result.get("exc_type", "Error")),
+        "message": str(message or ""),
+        "traceback": traceback if isinstance(traceback, str) else None,
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _json_field(raw: str | None, fallback: Any) -> Any:
+    if raw is None:
+        return fallback
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return fallback
+
+
+def _decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text, whether the client decodes replies or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)

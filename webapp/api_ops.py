@@ -1,0 +1,47 @@
+"""Operations endpoints: liveness, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from tasks.liveness import BEACON_TTL_S, live_consumers
+from webapp import openapi
+from webapp.errors import UNREACHABLE
+from webapp.services import services
+
+bp = Blueprint("ops", __name__)
+
+QUEUES = ("tasks", "relay")
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    checks: dict[str, Any] = {}
+    try:
+        services().redis.ping()
+        checks["redis"] = {"ok": True}
+        for queue in QUEUES:
+            workers = live_consumers(services().redis, queue)
+            checks[f"queue:{queue}"] = {
+                "ok": bool(workers),
+                "workers": workers,
+                "within_s": BEACON_TTL_S,
+            }
+    except UNREACHABLE as error:
+        checks["redis"] = {"ok": False, "error": str(error)}
+    ready = all(check["ok"] for check in checks.values())
+    response = jsonify({"ready": ready, "checks": checks})
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@bp.get("/api/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(openapi.document())

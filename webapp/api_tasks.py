@@ -1,0 +1,145 @@
+"""The tasks API: submit, read, follow, revoke and list tasks; the registry; dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from tasks import deadletters, records, registry
+from webapp import sse, task_submit, task_views
+from webapp.errors import BadRequest, Conflict, NotFound
+from webapp.jsonbody import read_json_object
+from webapp.services import services
+from webapp.submission import check_idempotency_key, fingerprint, parse_submission
+
+bp = Blueprint("tasks_api", __name__, url_prefix="/api")
+
+
+@bp.post("/tasks")
+def create_task() -> Response:
+    body = read_json_object()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        check_idempotency_key(key)
+    submission = parse_submission(body, max_delay_s=current_app.config["MAX_DELAY_S"])
+    doc, created = task_submit.submit(
+        services(),
+        submission,
+        retry_after_s=current_app.config["RETRY_AFTER_S"],
+        idempotency_key=key,
+        body_fingerprint=fingerprint(body),
+    )
+    return accepted(doc, 202 if created else 200)
+
+
+@bp.get("/tasks/<task_id>")
+def get_task(task_id: str) -> Response:
+    return jsonify(_load_or_404(task_id))
+
+
+@bp.get("/tasks/<task_id>/events")
+def task_events(task_id: str) -> Response:
+    _load_or_404(task_id)
+    heartbeat_s = current_app.config["SSE_HEARTBEAT_S"]
+    return sse.stream(task_views.event_stream(services(), task_id, heartbeat_s))
+
+
+@bp.delete("/tasks/<task_id>")
+def revoke_task(task_id: str) -> Response:
+    doc = _load_or_404(task_id)
+    if doc["state"] in (records.SUCCESS, records.FAILURE):
+        raise Conflict(f"task {task_id} already finished with {doc['state']}")
+    svc = services()
+    records.revoke(svc.redis, task_id)
+    # Live workers drop it at once; the durable mark stops any worker started later.
+    running = doc["state"] in (records.STARTED, records.PROGRESS)
+    svc.celery.control.revoke(task_id, terminate=running, signal="SIGTERM")
+    svc.celery.backend.mark_as_revoked(task_id, "revoked on request")
+    response = jsonify(_load_or_404(task_id))
+    response.status_code = 202
+    return response
+
+
+@bp.get("/tasks")
+def list_tasks() -> Response:
+    state = request.args.get("state") or None
+    if state is not None and state not in records.STATES:
+        raise BadRequest(f"'state' must be one of {', '.join(records.STATES)}", field="state")
+    limit = _limit_arg(current_app.config["TASK_LIST_MAX"])
+    docs = task_views.recent(
+        services(),
+        state=state,
+        task=request.args.get("task") or None,
+        limit=limit,
+        scan_max=current_app.config["TASK_LIST_MAX"] * 4,
+    )
+    return jsonify({"tasks": docs})
+
+
+@bp.get("/registry")
+def list_registry() -> Response:
+    return jsonify({"tasks": [spec.to_json() for spec in registry.all_specs()]})
+
+
+@bp.get("/deadletters")
+def list_dead_letters() -> Response:
+    limit = _limit_arg(current_app.config["TASK_LIST_MAX"])
+    return jsonify({"dead_letters": deadletters.newest(services().redis, limit)})
+
+
+@bp.post("/deadletters/<task_id>/replay")
+def replay_dead_letter(task_id: str) -> Response:
+    svc = services()
+    entry = deadletters.get(svc.redis, task_id)
+    if entry is None:
+        raise NotFound(f"no dead letter {task_id}")
+    body = {"task": entry["task"], "kwargs": entry["kwargs"]}
+    submission = parse_submission(body, max_delay_s=current_app.config["MAX_DELAY_S"])
+    doc, _ = task_submit.submit(
+        svc,
+        submission,
+        retry_after_s=current_app.config["RETRY_AFTER_S"],
+        extra={"replay_of": task_id},
+    )
+    deadletters.discard(svc.redis, task_id)
+    return accepted(doc, 202)
+
+
+@bp.delete("/deadletters/<task_id>")
+def discard_dead_letter(task_id: str) -> Response:
+    if not deadletters.discard(services().redis, task_id):
+        raise NotFound(f"no dead letter {task_id}")
+    return Response(status=204)
+
+
+def accepted(doc: dict[str, Any], status: int) -> Response:
+    """The answer to an accepted task: its document, links and a Location header."""
+    location = url_for("tasks_api.get_task", task_id=doc["id"])
+    body = {
+        **doc,
+        "links": {
+            "self": location,
+            "events": url_for("tasks_api.task_events", task_id=doc["id"]),
+        },
+    }
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Location"] = location
+    return response
+
+
+def _load_or_404(task_id: str) -> dict[str, Any]:
+    doc = task_views.load(services(), task_id)
+    if doc is None:
+        raise NotFound(f"no task {task_id[:64]} was submitted (or its record expired)")
+    return doc
+
+
+def _limit_arg(maximum: int) -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return min(50, maximum)
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadRequest(f"'limit' must be an integer from 1 to {maximum}", field="limit")
+    return int(raw)

@@ -1,0 +1,35 @@
+"""The web's settings: defaults here, then TASKRELAY_* variables, then test overrides."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import celeryconfig
+
+# Largest request body accepted, in bytes; a larger one is 413.
+MAX_BODY_BYTES = 1_048_576
+# How many tasks GET /api/tasks returns at most, and by default.
+TASK_LIST_MAX = 500
+TASK_LIST_DEFAULT = 50
+# A countdown or eta further away than this is refused: the broker would
+# redeliver a message held longer than its visibility timeout.
+MAX_DELAY_S = max(celeryconfig.visibility_timeout_s - 600, 60)
+# Seconds between SSE keep-alive comments; also how often a stream re-reads state.
+SSE_HEARTBEAT_S = 15.0
+# What a 503 tells the caller to wait before trying again, in seconds.
+RETRY_AFTER_S = 2
+
+
+def defaults() -> dict[str, Any]:
+    return {
+        "REDIS_URL": os.environ.get("REDIS_URL", celeryconfig.taskrelay_redis_url),
+        "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+        "TASK_LIST_MAX": TASK_LIST_MAX,
+        "MAX_DELAY_S": MAX_DELAY_S,
+        "SSE_HEARTBEAT_S": SSE_HEARTBEAT_S,
+        "RETRY_AFTER_S": RETRY_AFTER_S,
+        # Comma-separated bearer tokens; empty means the API needs no credentials.
+        "API_TOKENS": "",
+        "FLOWER_URL": "http://127.0.0.1:5555/",
+    }

@@ -1,0 +1,120 @@
+"""Accepting a task: idempotency, the submission record, then the Celery message."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import redis
+
+from tasks import defaults, keys, records
+from webapp.errors import UNREACHABLE, Conflict, ServiceUnavailable
+from webapp.services import Services
+from webapp.submission import Submission
+
+logger = logging.getLogger(__name__)
+
+
+def unavailable(retry_after_s: int) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "the task broker cannot be reached; nothing was enqueued, try again shortly",
+        retry_after_s=retry_after_s,
+    )
+
+
+def submit(
+    services: Services,
+    submission: Submission,
+    *,
+    retry_after_s: int,
+    idempotency_key: str | None = None,
+    body_fingerprint: str = "",
+    extra: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Accept a task; return its document and whether it is new (False: a replayed key)."""
+    task_id = str(uuid.uuid4())
+    claimed_key = None
+    try:
+        if idempotency_key is not None:
+            first = _claim_key(services.redis, idempotency_key, body_fingerprint, task_id)
+            if first is not None:
+                return _existing(services, first), False
+            claimed_key = idempotency_key
+        record = _record(services, submission, task_id, extra or {})
+        _send(services, submission, task_id)
+    except UNREACHABLE:
+        logger.warning("broker unreachable, task %s not enqueued", task_id, exc_info=True)
+        _undo(services, task_id, claimed_key)
+        raise unavailable(retry_after_s) from None
+    return records.document(task_id, record, None), True
+
+
+def _claim_key(client: redis.Redis, key: str, body_fingerprint: str, task_id: str) -> str | None:
+    """Claim an Idempotency-Key for this task; return the first task's id if it was taken."""
+    claim = json.dumps({"fingerprint": body_fingerprint, "task_id": task_id})
+    redis_key = keys.idempotency(key)
+    if client.set(redis_key, claim, nx=True, ex=defaults.IDEMPOTENCY_TTL_S):
+        return None
+    raw = client.get(redis_key)
+    if raw is None:  # expired between the two calls: the key is free again
+        return _claim_key(client, key, body_fingerprint, task_id)
+    first = json.loads(raw)
+    if first["fingerprint"] != body_fingerprint:
+        raise Conflict(
+            "this Idempotency-Key was already used with a different body",
+            field="Idempotency-Key",
+        )
+    return str(first["task_id"])
+
+
+def _existing(services: Services, task_id: str) -> dict[str, Any]:
+    [(record, raw_meta)] = records.read_raw(services.redis, services.results, [task_id])
+    return records.document(task_id, record, records.parse_meta(raw_meta))
+
+
+def _record(
+    services: Services, submission: Submission, task_id: str, extra: dict[str, str]
+) -> dict[str, str]:
+    submitted_at = records.utc_now_iso()
+    with services.redis.pipeline(transaction=True) as pipe:
+        records.save_submission(
+            pipe,
+            task_id,
+            task=submission.spec.name,
+            args=submission.args,
+            kwargs=submission.kwargs,
+            submitted_at=submitted_at,
+            extra=extra,
+        )
+        pipe.execute()
+    return {
+        "task": submission.spec.name,
+        "submitted_at": submitted_at,
+        "args": json.dumps(submission.args),
+        "kwargs": json.dumps(submission.kwargs),
+        **extra,
+    }
+
+
+def _send(services: Services, submission: Submission, task_id: str) -> None:
+    services.celery.send_task(
+        submission.spec.celery_name,
+        kwargs=submission.call,
+        task_id=task_id,
+        queue=submission.spec.queue,
+        eta=submission.eta,
+        priority=submission.priority,
+        retry=True,
+    )
+
+
+def _undo(services: Services, task_id: str, idempotency_key: str | None) -> None:
+    try:
+        records.forget_submission(services.redis, task_id)
+        if idempotency_key is not None:
+            services.redis.delete(keys.idempotency(idempotency_key))
+    except UNREACHABLE:
+        # Redis is down too; the record expires on its own and names no message.
+        logger.warning("could not remove the record of unsent task %s", task_id)
