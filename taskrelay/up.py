@@ -1,0 +1,187 @@
+"""``taskrelay up``: the whole system in the foreground, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from taskrelay import roles
+from taskrelay.embedded_redis import EmbeddedRedis
+from taskrelay.errors import SetupError
+from taskrelay.processes import Child, stop_together
+
+READY_TIMEOUT_S = 90.0
+WATCH_INTERVAL_S = 0.5
+# Workers get this long to finish the tasks they hold after SIGTERM (warm
+# shutdown); it matches the hard time limit in celeryconfig plus a margin.
+WORKER_STOP_TIMEOUT_S = 360.0
+FLOWER_USER = "admin"
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    var_dir: Path
+    web_port: int
+    flower_port: int
+    redis_port: int
+    redis_url: str | None
+    worker_concurrency: int
+    bind_address: str = "127.0.0.1"
+
+
+def flower_credentials(var_dir: Path) -> str:
+    """FLOWER_BASIC_AUTH, else a generated user:password kept under var/ (mode 600)."""
+    configured = os.environ.get("FLOWER_BASIC_AUTH")
+    if configured:
+        return configured
+    path = var_dir / "flower-credentials"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    credentials = f"{FLOWER_USER}:{secrets.token_urlsafe(18)}"
+    path.touch(mode=0o600)
+    path.write_text(credentials + "\n")
+    return credentials
+
+
+def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list[Child]:
+    logs = options.var_dir / "log"
+    env = {
+        "REDIS_URL": redis_url,
+        "PYTHONUNBUFFERED": "1",
+        "TASKRELAY_FLOWER_URL": f"http://{options.bind_address}:{options.flower_port}/",
+    }
+    return [
+        Child(
+            "web",
+            roles.web_argv(f"{options.bind_address}:{options.web_port}"),
+            logs / "web.log",
+            env,
+        ),
+        Child(
+            "worker",
+            roles.worker_argv("tasks", concurrency=options.worker_concurrency),
+            logs / "worker.log",
+            env,
+            stop_timeout_s=WORKER_STOP_TIMEOUT_S,
+        ),
+        Child(
+            "relay",
+            roles.worker_argv("relay", concurrency=1),
+            logs / "relay.log",
+            env,
+            stop_timeout_s=WORKER_STOP_TIMEOUT_S,
+        ),
+        Child(
+            "flower",
+            roles.flower_argv(options.bind_address, options.flower_port, flower_auth),
+            logs / "flower.log",
+            env,
+        ),
+    ]
+
+
+class System:
+    """Redis (unless given), then web, workers and Flower; stopped in reverse."""
+
+    def __init__(self, options: UpOptions, say: Callable[[str], None]) -> None:
+        self.options = options
+        self.say = say
+        self.redis: EmbeddedRedis | None = None
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> int:
+        """Start everything, wait for a signal or a failed child, stop everything."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self._start()
+            failed = self._watch()
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 1 if failed else 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+
+    def _start(self) -> None:
+        options = self.options
+        redis_url = options.redis_url
+        if redis_url is None:
+            self.redis = EmbeddedRedis(port=options.redis_port, data_dir=options.var_dir / "redis")
+            self.redis.start()
+            redis_url = self.redis.url
+            self.say(f"redis   {redis_url}  (embedded, data in {self.redis.data_dir})")
+        else:
+            self.say(f"redis   {_hide_password(redis_url)}  (from REDIS_URL)")
+        flower_auth = flower_credentials(options.var_dir)
+        self.children = build_children(options, redis_url, flower_auth)
+        for child in self.children:
+            child.start()
+        self._wait_ready()
+        web = f"http://{options.bind_address}:{options.web_port}"
+        self.say(f"web     {web}/  (API {web}/api/, OpenAPI {web}/api/openapi.json)")
+        self.say(f"flower  http://{options.bind_address}:{options.flower_port}/  ({flower_auth})")
+        self.say(f"logs    {options.var_dir / 'log'}")
+        self.say("ready; press Ctrl-C to stop")
+
+    def _wait_ready(self) -> None:
+        url = f"http://{self.options.bind_address}:{self.options.web_port}/readyz"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            self._check_children()
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(WATCH_INTERVAL_S)
+        if not self.stopping.is_set():
+            raise SetupError(f"the system was not ready within {READY_TIMEOUT_S:g} s ({url})")
+
+    def _watch(self) -> bool:
+        while not self.stopping.wait(WATCH_INTERVAL_S):
+            try:
+                self._check_children()
+            except SetupError as error:
+                self.say(str(error))
+                return True
+        return False
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            code = child.exit_code()
+            if code is not None:
+                raise SetupError(f"{child.name} exited with {code}; see {child.log_path}")
+
+    def stop(self) -> None:
+        if not self.children and self.redis is None:
+            return
+        self.say("stopping: web, flower, workers (finishing their tasks), redis")
+        by_name = {child.name: child for child in self.children}
+        for names in (("web", "flower"), ("worker", "relay")):
+            stop_together([by_name[name] for name in names if name in by_name])
+        self.children = []
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+        self.say("stopped")
+
+
+def _hide_password(url: str) -> str:
+    parsed = httpx.URL(url)
+    masked = "***"
+    return str(parsed.copy_with(password=masked)) if parsed.password else url

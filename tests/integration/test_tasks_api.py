@@ -1,0 +1,320 @@
+"""The tasks API through Flask's client, against a real Redis and real workers."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from taskrelay import sse_client
+from tasks import keys
+from tests.support import wait_until
+from webapp import create_app
+
+pytestmark = pytest.mark.usefixtures("task_worker")
+
+
+def submit(client: FlaskClient, body: dict[str, Any], **headers: str) -> Any:
+    return client.post("/api/tasks", json=body, headers=headers)
+
+
+def wait_for_state(
+    client: FlaskClient, task_id: str, *states: str, timeout_s: float = 30
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        doc = client.get(f"/api/tasks/{task_id}").get_json()
+        return doc if doc["state"] in states else None
+
+    return wait_until(probe, timeout_s=timeout_s, what=f"task {task_id} to reach {states}")
+
+
+def test_a_submitted_task_is_queued_at_once_and_then_succeeds(client: FlaskClient) -> None:
+    response = submit(client, {"task": "consume", "args": [7]})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["state"] == "QUEUED"
+    assert body["task"] == "consume"
+    assert response.headers["Location"] == f"/api/tasks/{body['id']}"
+    assert body["links"] == {
+        "self": f"/api/tasks/{body['id']}",
+        "events": f"/api/tasks/{body['id']}/events",
+    }
+    done = wait_for_state(client, body["id"], "SUCCESS")
+    assert done["result"] == {"consumed": 7}
+    assert done["started_at"] and done["finished_at"] and done["worker"]
+    assert done["error"] is None and done["dead_letter"] is False
+
+
+def test_an_id_never_submitted_is_404_not_pending(client: FlaskClient) -> None:
+    response = client.get(f"/api/tasks/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_progress_is_visible_by_polling(client: FlaskClient) -> None:
+    task_id = submit(
+        client, {"task": "long_task", "kwargs": {"steps": 4, "delay_s": 0.4}}
+    ).get_json()["id"]
+    progress = wait_for_state(client, task_id, "PROGRESS")["progress"]
+    assert progress["total"] == 4 and 1 <= progress["current"] <= 4
+    assert wait_for_state(client, task_id, "SUCCESS")["result"] == {"steps": 4}
+
+
+def test_progress_is_pushed_through_server_sent_events(client: FlaskClient) -> None:
+    task_id = submit(
+        client, {"task": "long_task", "kwargs": {"steps": 3, "delay_s": 0.3}}
+    ).get_json()["id"]
+    response = client.get(f"/api/tasks/{task_id}/events", buffered=False)
+    assert response.mimetype == "text/event-stream"
+    states = []
+    for event in sse_client.parse(_split_lines(response)):
+        assert event.event == "state"
+        states.append(json.loads(event.data))
+    response.close()
+    assert states[0]["state"] in ("QUEUED", "STARTED", "PROGRESS")
+    assert states[-1]["state"] == "SUCCESS"
+    currents = [s["progress"]["current"] for s in states if s["state"] == "PROGRESS"]
+    assert currents, "no PROGRESS event was streamed"
+    assert currents == sorted(currents)
+
+
+def _split_lines(response: Any) -> Any:
+    buffer = ""
+    for chunk in response.response:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n" in buffer:
+            line, buffer = buffer.split("\n", 1)
+            yield line
+
+
+def test_the_flaky_task_retries_then_succeeds(client: FlaskClient) -> None:
+    task_id = submit(client, {"task": "flaky", "kwargs": {"failures": 2}}).get_json()["id"]
+    done = wait_for_state(client, task_id, "SUCCESS", "FAILURE", timeout_s=60)
+    assert done["state"] == "SUCCESS"
+    assert done["retries"] == 2
+    assert done["result"] == {"attempts": 3}
+
+
+def test_a_task_that_always_fails_is_a_dead_letter(client: FlaskClient) -> None:
+    task_id = submit(client, {"task": "always_fails", "kwargs": {"message": "boom"}}).get_json()[
+        "id"
+    ]
+    done = wait_for_state(client, task_id, "FAILURE")
+    assert done["dead_letter"] is True
+    assert done["error"]["type"] == "DeliberateFailure"
+    assert done["error"]["message"] == "boom"
+    letters = client.get("/api/deadletters").get_json()["dead_letters"]
+    assert task_id in [letter["id"] for letter in letters]
+
+
+def test_a_task_revoked_before_it_starts_never_runs(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    task_id = submit(client, {"task": "consume", "args": [1], "countdown": 2}).get_json()["id"]
+    response = client.delete(f"/api/tasks/{task_id}")
+    assert response.status_code == 202
+    assert response.get_json()["state"] == "REVOKED"
+    time.sleep(3.5)  # past the countdown: a worker would have run it by now
+    doc = client.get(f"/api/tasks/{task_id}").get_json()
+    assert doc["state"] == "REVOKED"
+    assert doc["started_at"] is None
+    assert redis_client.hget(keys.task_record(task_id), "started_at") is None
+
+
+def test_revoking_a_finished_task_is_409(client: FlaskClient) -> None:
+    task_id = submit(client, {"task": "consume", "args": [2]}).get_json()["id"]
+    wait_for_state(client, task_id, "SUCCESS")
+    response = client.delete(f"/api/tasks/{task_id}")
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "conflict"
+
+
+def test_the_same_idempotency_key_and_body_return_the_first_task(client: FlaskClient) -> None:
+    key = str(uuid.uuid4())
+    first = submit(client, {"task": "consume", "args": [3]}, **{"Idempotency-Key": key})
+    again = submit(client, {"task": "consume", "args": [3]}, **{"Idempotency-Key": key})
+    assert first.status_code == 202
+    assert again.status_code == 200
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+
+
+def test_the_same_idempotency_key_with_another_body_is_409(client: FlaskClient) -> None:
+    key = str(uuid.uuid4())
+    assert (
+        submit(client, {"task": "consume", "args": [4]}, **{"Idempotency-Key": key}).status_code
+        == 202
+    )
+    response = submit(client, {"task": "consume", "args": [5]}, **{"Idempotency-Key": key})
+    assert response.status_code == 409
+    assert response.get_json()["error"]["field"] == "Idempotency-Key"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"task": "consume", "args": ["seven"]}, "number"),
+        ({"task": "consume", "args": [True]}, "number"),
+        ({"task": "consume"}, "number"),
+        ({"task": "consume", "args": [1, 2]}, "args"),
+        ({"task": "consume", "kwargs": {"nuber": 1}}, "nuber"),
+        ({"task": "consume", "args": {"number": 1}}, "args"),
+        ({"task": "long_task", "kwargs": {"steps": 0}}, "steps"),
+        ({"task": "long_task", "kwargs": {"delay_s": "slow"}}, "delay_s"),
+        ({"task": "consume", "args": [1], "countdown": -1}, "countdown"),
+        ({"task": "consume", "args": [1], "eta": "tomorrow"}, "eta"),
+        ({"task": "consume", "args": [1], "priority": 12}, "priority"),
+        ({"task": "consume", "args": [1], "colour": "blue"}, "colour"),
+        ({"task": 5}, "task"),
+        ({}, "task"),
+    ],
+)
+def test_a_bad_field_is_400_naming_the_field(
+    client: FlaskClient, body: dict[str, Any], field: str
+) -> None:
+    response = submit(client, body)
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "bad_request"
+    assert error["field"] == field
+    assert error["message"]
+
+
+def test_malformed_json_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/tasks", data='{"task": "consume",', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.get_json()["error"]["message"]
+
+
+def test_a_body_that_is_not_an_object_is_400(client: FlaskClient) -> None:
+    response = client.post("/api/tasks", data="[1, 2]", content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_a_body_that_is_not_json_is_415(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/tasks", data="task=consume", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_an_unknown_task_is_404_listing_the_known_ones(client: FlaskClient) -> None:
+    response = submit(client, {"task": "make_coffee"})
+    assert response.status_code == 404
+    message = response.get_json()["error"]["message"]
+    assert "make_coffee" in message
+    for known in ("consume", "long_task", "flaky"):
+        assert known in message
+
+
+def test_a_body_over_the_limit_is_413(client: FlaskClient) -> None:
+    limit = client.application.config["MAX_CONTENT_LENGTH"]
+    big = json.dumps({"task": "consume", "args": ["x" * limit]})
+    response = client.post("/api/tasks", data=big, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+
+
+def test_an_unreachable_broker_is_503_within_two_seconds_with_nothing_enqueued(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    dead_broker = "redis://127.0.0.1:1/0"
+    app = create_app(
+        {"TESTING": True, "REDIS_URL": redis_url, "CELERY": {"broker_url": dead_broker}}
+    )
+    key = str(uuid.uuid4())
+    index_before = redis_client.zcard(keys.TASK_INDEX)
+    started = time.monotonic()
+    response = app.test_client().post(
+        "/api/tasks", json={"task": "consume", "args": [1]}, headers={"Idempotency-Key": key}
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert elapsed < 2.0
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.get_json()["error"]["code"] == "service_unavailable"
+    assert redis_client.zcard(keys.TASK_INDEX) == index_before
+    assert redis_client.get(keys.idempotency(key)) is None
+
+
+def test_an_unreachable_redis_is_503(redis_url: str) -> None:
+    app = create_app({"TESTING": True, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    started = time.monotonic()
+    response = app.test_client().post("/api/tasks", json={"task": "consume", "args": [1]})
+    assert response.status_code == 503
+    assert time.monotonic() - started < 2.0
+    assert app.test_client().get(f"/api/tasks/{uuid.uuid4()}").status_code == 503
+
+
+def test_recent_tasks_are_listed_newest_first_and_filter_by_state_and_task(
+    client: FlaskClient,
+) -> None:
+    ids = [submit(client, {"task": "consume", "args": [n]}).get_json()["id"] for n in range(3)]
+    for task_id in ids:
+        wait_for_state(client, task_id, "SUCCESS")
+    listed = client.get("/api/tasks?task=consume&state=SUCCESS&limit=50").get_json()["tasks"]
+    positions = [next(i for i, doc in enumerate(listed) if doc["id"] == t) for t in ids]
+    assert positions == sorted(positions, reverse=True)
+    assert all(doc["task"] == "consume" and doc["state"] == "SUCCESS" for doc in listed)
+    assert client.get("/api/tasks?state=LOST").status_code == 400
+    assert client.get("/api/tasks?limit=0").status_code == 400
+
+
+def test_the_registry_lists_each_task_with_its_parameters(client: FlaskClient) -> None:
+    tasks = {t["name"]: t for t in client.get("/api/registry").get_json()["tasks"]}
+    assert {"consume", "long_task", "flaky"} <= set(tasks)
+    steps = next(p for p in tasks["long_task"]["params"] if p["name"] == "steps")
+    assert steps == {
+        "name": "steps",
+        "type": "integer",
+        "required": False,
+        "default": 10,
+        "minimum": 1,
+        "maximum": 1000,
+    }
+
+
+def test_a_dead_letter_can_be_replayed_as_a_new_linked_task(client: FlaskClient) -> None:
+    task_id = submit(client, {"task": "always_fails"}).get_json()["id"]
+    wait_for_state(client, task_id, "FAILURE")
+    response = client.post(f"/api/deadletters/{task_id}/replay")
+    assert response.status_code == 202
+    replay = response.get_json()
+    assert replay["id"] != task_id and replay["replay_of"] == task_id
+    assert wait_for_state(client, replay["id"], "FAILURE")["dead_letter"] is True
+    assert client.delete(f"/api/deadletters/{replay['id']}").status_code == 204
+    assert client.delete(f"/api/deadletters/{replay['id']}").status_code == 404
+
+
+def test_the_article_prodcons_trigger_enqueues_a_number_and_redirects_home(
+    client: FlaskClient,
+) -> None:
+    response = client.get("/prodcons")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    newest = client.get("/api/tasks?limit=1").get_json()["tasks"][0]
+    assert newest["task"] == "consume"
+    assert wait_for_state(client, newest["id"], "SUCCESS")["result"]["consumed"] in range(9)
+
+
+def test_the_openapi_document_describes_the_tasks_api(client: FlaskClient) -> None:
+    doc = client.get("/api/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    assert {"post", "get"} <= set(doc["paths"]["/api/tasks"])
+    assert "consume" in doc["components"]["schemas"]["Submission"]["properties"]["task"]["enum"]
+
+
+def test_health_and_readiness(client: FlaskClient, relay_worker: object) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    checks = ready.get_json()["checks"]
+    assert checks["redis"]["ok"] and checks["queue:tasks"]["ok"] and checks["queue:relay"]["ok"]

@@ -1,0 +1,115 @@
+"""Helpers the tests share: free ports, bounded waits, real processes."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from taskrelay import roles
+from taskrelay.processes import Child
+from tasks.connections import make_client
+from tasks.liveness import live_consumers
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WAIT_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    *,
+    timeout_s: float = WAIT_TIMEOUT_S,
+    interval_s: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Call probe until it returns something truthy; fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_worker(
+    queue: str,
+    redis_url: str,
+    log_dir: Path,
+    *,
+    concurrency: int = 2,
+    name: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Child:
+    """A real `celery -A tasks worker` subprocess, returned once it consumes its queue."""
+    node = name or f"{queue}-{free_port()}@test"
+    child = Child(
+        node,
+        roles.worker_argv(queue, concurrency=concurrency, node_name=node),
+        log_dir / f"{node}.log",
+        {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    child.start()
+    client = make_client(redis_url)
+    try:
+        wait_until(
+            lambda: child.exit_code() is not None or node in live_consumers(client, queue),
+            timeout_s=60,
+            what=f"worker {node} to consume {queue}",
+        )
+    finally:
+        client.close()
+    if child.exit_code() is not None:
+        raise AssertionError(f"worker {node} exited:\n{log_tail(child.log_path)}")
+    return child
+
+
+def stop(child: Child) -> None:
+    child.terminate()
+    child.wait_stopped()
+
+
+def start_web(
+    redis_url: str, log_dir: Path, env: dict[str, str] | None = None
+) -> tuple[Child, str]:
+    """Real gunicorn, started as `taskrelay up` starts it; returns it and its base URL."""
+    port = free_port()
+    child = Child(
+        f"web-{port}",
+        roles.web_argv(f"127.0.0.1:{port}"),
+        log_dir / f"web-{port}.log",
+        {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    child.start()
+    base_url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if child.exit_code() is not None:
+            raise AssertionError(f"gunicorn exited:\n{log_tail(child.log_path)}")
+        try:
+            return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout_s=60, what="gunicorn to answer /healthz")
+    return child, base_url
