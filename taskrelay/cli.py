@@ -152,3 +152,7 @@ def _percent(doc: dict[str, Any]) -> int:
 
 def _outcome(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: doc[k] for k in ("id", "state", "result", "error", "retries")}
+
+
+if __name__ == "__main__":
+    main()

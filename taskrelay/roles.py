@@ -39,7 +39,8 @@ def worker_argv(queue: str, *, concurrency: int, node_name: str | None = None) -
     ]
 
 
-def flower_argv(address: str, port: int, basic_auth: str) -> list[str]:
+def flower_argv(address: str, port: int) -> list[str]:
+    """Flower's command line; its credentials travel in flower_env, never in argv."""
     return [
         PYTHON,
         "-m",
@@ -49,5 +50,17 @@ def flower_argv(address: str, port: int, basic_auth: str) -> list[str]:
         "flower",
         f"--address={address}",
         f"--port={port}",
-        f"--basic-auth={basic_auth}",
     ]
+
+
+def flower_env(basic_auth: str) -> dict[str, str]:
+    """The environment that puts Flower behind HTTP basic authentication.
+
+    A command line is readable by every local user (``ps``), so the password goes
+    through the environment. FLOWER_UNAUTHENTICATED_API is forced off so that an
+    inherited setting can never open Flower's API without credentials.
+    """
+    user, _, password = basic_auth.partition(":")
+    if not user or not password or "," in basic_auth:
+        raise ValueError("Flower credentials must be one 'user:password' pair")
+    return {"FLOWER_BASIC_AUTH": basic_auth, "FLOWER_UNAUTHENTICATED_API": "false"}

@@ -42,6 +42,10 @@ def flower_credentials(var_dir: Path) -> str:
     """FLOWER_BASIC_AUTH, else a generated user:password kept under var/ (mode 600)."""
     configured = os.environ.get("FLOWER_BASIC_AUTH")
     if configured:
+        try:
+            roles.flower_env(configured)
+        except ValueError as error:
+            raise SetupError(f"FLOWER_BASIC_AUTH: {error}") from None
         return configured
     path = var_dir / "flower-credentials"
     if path.exists():
@@ -83,9 +87,9 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         ),
         Child(
             "flower",
-            roles.flower_argv(options.bind_address, options.flower_port, flower_auth),
+            roles.flower_argv(options.bind_address, options.flower_port),
             logs / "flower.log",
-            env,
+            {**env, **roles.flower_env(flower_auth)},
         ),
     ]
 
