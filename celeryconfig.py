@@ -5,6 +5,7 @@ Every number carries its unit in its name or in the comment beside it.
 """
 
 import os
+from typing import Any
 
 # The embedded Redis that `taskrelay up` starts listens here; any other Redis or
 # Valkey is chosen with REDIS_URL (redis://, rediss://, with or without password).
@@ -13,8 +14,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6399/0"
 # taskrelay keeps its own records, streams and pub/sub here.
 taskrelay_redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
 
-broker_url = os.environ.get("CELERY_BROKER_URL", taskrelay_redis_url)
-result_backend = os.environ.get("CELERY_RESULT_BACKEND", taskrelay_redis_url)
+# Unset or empty (as docker-compose passes an unset variable) means that Redis.
+broker_url = os.environ.get("CELERY_BROKER_URL") or taskrelay_redis_url
+result_backend = os.environ.get("CELERY_RESULT_BACKEND") or taskrelay_redis_url
 
 # JSON only, everywhere: a pickle payload is refused before it is decoded.
 task_serializer = "json"
@@ -27,33 +29,76 @@ result_accept_content = ["json"]
 # message back instead of dropping it. Tasks are written to be idempotent.
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_track_started = True
+# STARTED is stored by the task base class, in the round trip that records the
+# start (tasks/tracking.py), rather than by Celery in two more of its own.
+task_track_started = False
 
 # Prefetch is a throughput lever measured in docs/benchmarks.md; prefetched
 # messages stay unacknowledged, so they come back if the worker dies.
 worker_prefetch_multiplier = int(os.environ.get("TASKRELAY_PREFETCH", "4"))
 
-# Two queues: slow work can never delay pub/sub delivery.
+# Two queues: slow work can never delay pub/sub delivery. Their declaration
+# depends on the broker (see broker_dependent_settings below).
 task_default_queue = "tasks"
-task_queues = {
-    "tasks": {"exchange": "tasks", "routing_key": "tasks"},
-    "relay": {"exchange": "relay", "routing_key": "relay"},
-}
 task_routes = {"taskrelay.relay.*": {"queue": "relay"}}
 task_create_missing_queues = False
 
-# A message not acknowledged within this many seconds goes back on the queue.
-# It must be longer than the longest task plus its countdown (see
-# docs/decisions.md); the hard time limit below keeps tasks well inside it.
-visibility_timeout_s = int(os.environ.get("TASKRELAY_VISIBILITY_TIMEOUT", "3600"))
+# On Redis, a message not acknowledged within this many seconds goes back on the
+# queue. Live workers renew the lease of every message they hold (tasks/leases.py)
+# every third of this, so it bounds how long a dead worker's tasks wait, not how
+# long a task or a countdown may take (see docs/decisions.md).
+visibility_timeout_s = int(os.environ.get("TASKRELAY_VISIBILITY_TIMEOUT", "30"))
+lease_renewal_interval_s = max(visibility_timeout_s / 3, 1.0)
+# How often workers look for expired leases, in seconds; every look scans.
+_unacked_restore_interval_s = max(min(visibility_timeout_s / 6, 5), 1)
 _redis_transport_options = {
     "visibility_timeout": visibility_timeout_s,
+    "unacked_restore_interval": _unacked_restore_interval_s,
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 2,
     "socket_timeout": 30,
     "retry_on_timeout": True,
     "health_check_interval": 25,
 }
-broker_transport_options = _redis_transport_options
+
+# RabbitMQ acknowledges natively, so it needs no visibility timeout; a publish
+# counts only once the broker confirmed it, so a 202 means the message is stored.
+_amqp_transport_options: dict[str, Any] = {"confirm_publish": True}
+_REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
+
+
+def broker_dependent_settings(url: str) -> dict[str, Any]:
+    """The settings that follow from the broker's URL scheme.
+
+    On RabbitMQ the queues are quorum queues (replicated, and they survive a
+    broker restart). Celery then turns off global QoS by itself
+    (worker_detect_quorum_queues) and moves countdown/eta messages through
+    RabbitMQ's native delayed delivery, which needs topic exchanges; quorum
+    queues have no x-max-priority, so priorities are only a hint there.
+    """
+    redis = url.partition("://")[0].lower() in _REDIS_SCHEMES
+    exchange_type = "direct" if redis else "topic"
+    arguments = None if redis else {"x-queue-type": "quorum"}
+    return {
+        "broker_transport_options": _redis_transport_options if redis else _amqp_transport_options,
+        "task_queues": {
+            name: {
+                "exchange": name,
+                "exchange_type": exchange_type,
+                "routing_key": name,
+                "queue_arguments": arguments,
+            }
+            for name in ("tasks", "relay")
+        },
+    }
+
+
+_broker_settings = broker_dependent_settings(broker_url)
+broker_transport_options = _broker_settings["broker_transport_options"]
+task_queues = _broker_settings["task_queues"]
+# Quorum queues refuse global QoS; Celery detects them and uses per-consumer QoS.
+worker_detect_quorum_queues = True
+
 result_backend_transport_options = {
     "retry_policy": {"timeout": 5.0},
     "socket_connect_timeout": 2,
@@ -82,8 +127,14 @@ task_publish_retry_policy = {
     "interval_max": 0.2,
 }
 
-# Task events let Flower list tasks and workers.
-worker_send_task_events = os.environ.get("TASKRELAY_TASK_EVENTS", "1") == "1"
-task_send_sent_event = worker_send_task_events
+# Task events cost three PUBLISHes per task in the worker's main loop, a third of
+# its drain rate (docs/benchmarks.md). Off unless asked for: Flower turns them on
+# in the workers it watches (its --enable-events, on by default), so they are
+# paid for only while someone looks.
+worker_send_task_events = os.environ.get("TASKRELAY_TASK_EVENTS", "0") == "1"
+# The "task-sent" event costs every POST /api/tasks one more Redis round trip
+# (about a quarter of the web's submit rate, docs/benchmarks.md); Flower lists a
+# task from its "task-received" event on, so it is off unless asked for.
+task_send_sent_event = os.environ.get("TASKRELAY_TASK_SENT_EVENT", "0") == "1"
 
 worker_hijack_root_logger = False

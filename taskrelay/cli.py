@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
+from taskrelay import channel_commands
 from taskrelay import client as api
+from taskrelay.bench import command as bench_command
 from taskrelay.errors import SetupError
 
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
@@ -153,6 +155,10 @@ def _percent(doc: dict[str, Any]) -> int:
 def _outcome(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: doc[k] for k in ("id", "state", "result", "error", "retries")}
 
+
+main.add_command(channel_commands.publish)
+main.add_command(channel_commands.subscribe)
+main.add_command(bench_command.bench)
 
 if __name__ == "__main__":
     main()

@@ -46,9 +46,14 @@ class Child:
         return None if self.process is None else self.process.poll()
 
     def terminate(self) -> None:
-        """Ask the child's whole process group to stop (SIGTERM)."""
-        if self.process is not None:
-            _signal_group(self.process.pid, signal.SIGTERM)
+        """Ask the child to stop (SIGTERM to its main process only).
+
+        Celery's warm shutdown and gunicorn's graceful stop both need the signal
+        to reach the main process alone: it lets its own pool finish the work
+        in hand, while a SIGTERM to the whole group would kill that pool at once.
+        """
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
 
     def wait_stopped(self) -> None:
         """Wait for the child to stop after terminate(); SIGKILL what is left after the timeout."""

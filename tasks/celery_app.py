@@ -6,18 +6,41 @@ from typing import Any
 
 from celery import Celery
 
+import celeryconfig
+from tasks.result_backend import BACKEND_PATH, PUBLISH_ONLY_BACKEND_PATH
 
-def create_celery_app(redis_url: str | None = None, **overrides: Any) -> Celery:
-    """A Celery app configured from the environment.
+_REDIS_SCHEMES = ("redis", "rediss")
 
-    ``redis_url`` points broker, results and taskrelay's own keys at one Redis,
-    which is what tests and the web's own configuration need.
+
+def create_celery_app(
+    redis_url: str | None = None,
+    *,
+    broker_url: str | None = None,
+    result_backend: str | None = None,
+    publish_only: bool = False,
+    **overrides: Any,
+) -> Celery:
+    """A Celery app configured from the environment, then from the arguments.
+
+    ``redis_url`` points taskrelay's own keys, and unless they are given too the
+    broker and the results, at one Redis. A broker given here brings the
+    settings that its kind of broker needs (``celeryconfig.broker_dependent_settings``).
+    ``publish_only`` is for the web, which sends tasks and reads results by key.
     """
+    backend_url = result_backend or redis_url or celeryconfig.result_backend
     app = Celery("taskrelay", set_as_current=False)
     app.config_from_object("celeryconfig")
     if redis_url is not None:
-        app.conf.update(
-            taskrelay_redis_url=redis_url, broker_url=redis_url, result_backend=redis_url
-        )
-    app.conf.update(overrides)
+        app.conf.update(taskrelay_redis_url=redis_url)
+    broker = broker_url or redis_url
+    if broker is not None:
+        app.conf.update(broker_url=broker, **celeryconfig.broker_dependent_settings(broker))
+    app.conf.update(result_backend=_backend(backend_url, publish_only) or backend_url, **overrides)
     return app
+
+
+def _backend(url: str, publish_only: bool) -> str | None:
+    """Celery's "class+url" form, which picks our Redis backend for a Redis URL."""
+    if url.partition("://")[0] not in _REDIS_SCHEMES:
+        return None
+    return f"{PUBLISH_ONLY_BACKEND_PATH if publish_only else BACKEND_PATH}+{url}"

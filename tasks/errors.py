@@ -16,3 +16,7 @@ class InvalidArgument(TaskrelayError):
 
 class TransientError(TaskrelayError):
     """A failure worth retrying: the same call may succeed later."""
+
+
+class PoisonTaskError(TaskrelayError):
+    """A task whose worker died every time it ran; it goes to the dead letters."""

@@ -13,6 +13,9 @@ CELERY_RESULT_PREFIX = "celery-task-meta-"
 TASK_INDEX = PREFIX + "tasks"
 DEAD_LETTER_INDEX = PREFIX + "deadletters"
 REVOKED = PREFIX + "revoked"
+# Cluster-wide counters and histograms behind GET /metrics (tasks/metrics.py).
+METRICS_TASK_EVENTS = PREFIX + "metrics:task-events"
+METRICS_TASK_RUNTIME = PREFIX + "metrics:task-runtime"
 
 
 def task_record(task_id: str) -> str:
@@ -34,3 +37,45 @@ def celery_result(task_id: str) -> str:
 def queue_consumers(queue: str) -> str:
     """Sorted set of the workers consuming a queue, scored by their last beat."""
     return f"{PREFIX}consumers:{queue}"
+
+
+# Channels: each has a stream (its retained history), a hash from message id to
+# stream position (kept in step with the stream's trimming), and a pub/sub
+# channel under the prefix, so one pattern subscription hears every channel and
+# nothing else (not Celery's result or pidbox traffic).
+CHANNEL_INDEX = PREFIX + "channels"
+CHANNEL_PUBSUB_PREFIX = PREFIX + "pubsub:"
+# Every web process's subscriber counts, scored by their last beat.
+HUB_INDEX = PREFIX + "hubs"
+
+
+def channel_stream(channel: str) -> str:
+    return f"{PREFIX}stream:{channel}"
+
+
+def channel_positions(channel: str) -> str:
+    return f"{PREFIX}positions:{channel}"
+
+
+def channel_pubsub(channel: str) -> str:
+    return CHANNEL_PUBSUB_PREFIX + channel
+
+
+def relayed(channel: str, message_id: str) -> str:
+    """Marks a message as relayed, so a redelivered relay task does not publish it again."""
+    return f"{PREFIX}relayed:{channel}:{message_id}"
+
+
+def hub_subscribers(hub_id: str) -> str:
+    return f"{PREFIX}hub:{hub_id}"
+
+
+# Cluster-wide channel counters, one hash each, by channel name.
+METRICS_CHANNEL_PUBLISHED = PREFIX + "metrics:channel-published"
+METRICS_CHANNEL_DELIVERED = PREFIX + "metrics:channel-delivered"
+METRICS_CHANNEL_DROPPED = PREFIX + "metrics:channel-dropped"
+# Channel messages accepted but not yet relayed, by message id (a hash of the
+# message and a sorted set by acceptance time): the relay worker's sweeper
+# relays what the broker lost (tasks/relay_sweeper.py).
+RELAY_PENDING = PREFIX + "relay:pending"
+RELAY_PENDING_INDEX = PREFIX + "relay:pending-index"

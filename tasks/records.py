@@ -9,12 +9,14 @@ ever turned back into a Python object.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from tasks import defaults, keys
+from tasks import defaults, keys, metrics
+from tasks.result_backend import GUARDED_SET
 
 QUEUED = "QUEUED"
 STARTED = "STARTED"
@@ -56,6 +58,7 @@ def save_submission(
     }
     pipe.hset(record_key, mapping=fields)
     pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
+    metrics.count(pipe, task, metrics.SUBMITTED)
     pipe.zadd(keys.TASK_INDEX, {task_id: datetime.fromisoformat(submitted_at).timestamp()})
     # Keep only the newest entries; the oldest fall off the "recent tasks" list.
     pipe.zremrangebyrank(keys.TASK_INDEX, 0, -defaults.TASK_INDEX_MAX_ENTRIES - 1)
@@ -69,15 +72,47 @@ def forget_submission(client: redis.Redis, task_id: str) -> None:
         pipe.execute()
 
 
-def mark_started(client: redis.Redis, task_id: str, worker: str) -> bool:
-    """Record that a worker started the task; return True if it was revoked."""
+@dataclass(frozen=True)
+class Start:
+    revoked: bool
+    # How many times this attempt (this retry number) has been started; more
+    # than once means a worker died or lost its connection while running it.
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class StartedMeta:
+    """Celery's STARTED result meta, to be stored with the start record."""
+
+    key: str
+    encoded: str
+    ttl_s: int
+
+
+def mark_started(
+    client: redis.Redis,
+    task_id: str,
+    worker: str,
+    attempt: int,
+    started_meta: StartedMeta | None = None,
+) -> Start:
+    """Record that a worker started the task (and its STARTED state), in one round trip."""
+    record_key = keys.task_record(task_id)
     with client.pipeline(transaction=False) as pipe:
-        pipe.hset(
-            keys.task_record(task_id), mapping={"started_at": utc_now_iso(), "worker": worker}
-        )
+        pipe.hset(record_key, mapping={"started_at": utc_now_iso(), "worker": worker})
+        pipe.hincrby(record_key, f"deliveries:{attempt}", 1)
+        pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
         pipe.zscore(keys.REVOKED, task_id)
-        _, revoked = pipe.execute()
-    return revoked is not None
+        if started_meta is not None:
+            # EVAL, not EVALSHA: a pipeline cannot reload a script Redis forgot.
+            pipe.eval(GUARDED_SET, 1, started_meta.key, started_meta.encoded, started_meta.ttl_s)
+        replies = pipe.execute()
+    return Start(revoked=replies[3] is not None, deliveries=int(replies[1]))
+
+
+def mark_finished(pipe: redis.client.Pipeline, task_id: str, state: str) -> None:
+    """Keep the final state in the record too: results may expire before records."""
+    pipe.hset(keys.task_record(task_id), mapping={"state": state, "finished_at": utc_now_iso()})
 
 
 def revoke(client: redis.Redis, task_id: str) -> None:
@@ -122,7 +157,10 @@ def parse_meta(raw: bytes | str | None) -> dict[str, Any] | None:
 
 def document(task_id: str, record: dict[str, str], meta: dict[str, Any] | None) -> dict[str, Any]:
     """The public view of one task (GET /api/tasks/<id>)."""
-    meta = meta or {}
+    result_expired = meta is None and record.get("state") in TERMINAL_STATES
+    if meta is None:
+        # No result: not started yet, or finished and its result expired since.
+        meta = {"status": record.get("state"), "date_done": record.get("finished_at")}
     state = _public_state(meta.get("status"))
     result = meta.get("result")
     return {
@@ -141,6 +179,7 @@ def document(task_id: str, record: dict[str, str], meta: dict[str, Any] | None) 
         "args": _json_field(record.get("args"), []),
         "kwargs": _json_field(record.get("kwargs"), {}),
         "replay_of": record.get("replay_of"),
+        "result_expired": result_expired,
     }
 
 

@@ -60,16 +60,20 @@ def start_worker(
     concurrency: int = 2,
     name: str | None = None,
     env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    wait: bool = True,
 ) -> Child:
     """A real `celery -A tasks worker` subprocess, returned once it consumes its queue."""
     node = name or f"{queue}-{free_port()}@test"
     child = Child(
         node,
-        roles.worker_argv(queue, concurrency=concurrency, node_name=node),
+        [*roles.worker_argv(queue, concurrency=concurrency, node_name=node), *(extra_args or [])],
         log_dir / f"{node}.log",
         {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     child.start()
+    if not wait:
+        return child
     client = make_client(redis_url)
     try:
         wait_until(

@@ -7,7 +7,17 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api_ops, api_tasks, auth, dashboard, settings
+from webapp import (
+    api_channels,
+    api_metrics,
+    api_ops,
+    api_stats,
+    api_tasks,
+    auth,
+    dashboard,
+    limits,
+    settings,
+)
 from webapp.errors import register_error_handlers
 from webapp.services import init_services
 
@@ -21,9 +31,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     logging.basicConfig(level=logging.INFO)
 
-    init_services(app)
+    services = init_services(app)
+    services.on_close.append(api_channels.init_hub(app).stop)
     auth.install(app)
+    limits.install(app)
     register_error_handlers(app)
-    for blueprint in (api_tasks.bp, api_ops.bp, dashboard.bp):
+    for blueprint in (api_tasks.bp, api_channels.bp, api_ops.bp, api_metrics.bp, dashboard.bp):
         app.register_blueprint(blueprint)
+    api_stats.install(app)
     return app

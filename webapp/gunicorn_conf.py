@@ -4,12 +4,17 @@ Used as ``gunicorn -c python:webapp.gunicorn_conf 'webapp:create_app()'``.
 """
 
 import os
+import signal
+from typing import Any
 
 bind = os.environ.get("TASKRELAY_WEB_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("TASKRELAY_WEB_WORKERS", "2"))
-# Threads, because every Server-Sent Events client holds a connection open for
-# long; see docs/decisions.md for the worker class and its measured limits.
-worker_class = "gthread"
+# gevent, because every Server-Sent Events client holds its connection open: a
+# greenlet per stream instead of a thread, so one worker holds up to
+# worker_connections streams where gthread held `threads`. Measured against
+# gthread in docs/decisions.md; TASKRELAY_WEB_WORKER_CLASS=gthread switches back.
+worker_class = os.environ.get("TASKRELAY_WEB_WORKER_CLASS", "gevent")
+worker_connections = int(os.environ.get("TASKRELAY_WEB_CONNECTIONS", "1000"))
 threads = int(os.environ.get("TASKRELAY_WEB_THREADS", "64"))
 # SIGTERM lets open requests finish for this long before workers are killed.
 graceful_timeout = 10
@@ -17,3 +22,21 @@ timeout = 60
 keepalive = 5
 accesslog = os.environ.get("TASKRELAY_WEB_ACCESS_LOG") or None
 errorlog = "-"
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, end this worker's SSE streams at once, each with a reconnect hint.
+
+    Without this a worker waits its whole grace period for streams that never end
+    by themselves; clients resume elsewhere with Last-Event-ID and lose nothing.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def end_streams(signum: int, frame: Any) -> None:
+        hub = getattr(worker.wsgi, "extensions", {}).get("taskrelay.hub")
+        if hub is not None:
+            hub.request_stop()  # never blocks: under gevent a handler may not
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, end_streams)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks import records, registry
+from webapp import openapi_channels
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _TASK = {"$ref": "#/components/schemas/Task"}
@@ -93,16 +94,51 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _operations_paths() -> dict[str, Any]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/api/stats": {
+            "get": {
+                "summary": "Queue depths and tasks per minute, for the dashboard",
+                "responses": {"200": _json({"type": "object"}, "current figures")},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness of this web process",
+                "responses": {"200": _json({"type": "object"}, "alive")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: Redis reachable, a live worker on each queue",
+                "responses": {
+                    "200": _json({"type": "object"}, "ready, with each check"),
+                    "503": _json({"type": "object"}, "not ready, with the failing checks"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "exposition format", "content": text}},
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     mutating = _errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
     return {
         "openapi": "3.1.0",
         "info": {"title": "taskrelay", "version": "0.1.0"},
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **openapi_channels.schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
+            **openapi_channels.paths(),
+            **_operations_paths(),
             "/api/tasks": {
                 "post": {
                     "summary": "Submit a task",

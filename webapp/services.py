@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from celery import Celery
 from flask import Flask, current_app
@@ -19,8 +20,12 @@ class Services:
     redis: Redis
     results: Redis
     celery: Celery
+    # Stops what else the process runs (the channel hub), before the clients close.
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
+        for stop in self.on_close:
+            stop()
         self.redis.close()
         if self.results is not self.redis:
             self.results.close()
@@ -28,11 +33,17 @@ class Services:
 
 
 def init_services(app: Flask) -> Services:
-    celery = create_celery_app(app.config["REDIS_URL"])
+    redis_url = app.config["REDIS_URL"]
+    backend_url = app.config["CELERY_RESULT_BACKEND"] or redis_url
+    celery = create_celery_app(
+        redis_url,
+        broker_url=app.config["CELERY_BROKER_URL"] or redis_url,
+        result_backend=backend_url,
+        publish_only=True,
+    )
     if app.config.get("CELERY"):
         celery.conf.update(app.config["CELERY"])
     client = make_client(app.config["REDIS_URL"], retries=WEB_RETRIES)
-    backend_url = celery.conf.result_backend
     results = (
         client
         if backend_url == app.config["REDIS_URL"]

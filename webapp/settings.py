@@ -12,9 +12,9 @@ MAX_BODY_BYTES = 1_048_576
 # How many tasks GET /api/tasks returns at most, and by default.
 TASK_LIST_MAX = 500
 TASK_LIST_DEFAULT = 50
-# A countdown or eta further away than this is refused: the broker would
-# redeliver a message held longer than its visibility timeout.
-MAX_DELAY_S = max(celeryconfig.visibility_timeout_s - 600, 60)
+# A countdown or eta further away than this is refused: the task's record and
+# result must outlive the wait (tasks.defaults.TASK_RECORD_TTL_S is a day).
+MAX_DELAY_S = 12 * 3600
 # Seconds between SSE keep-alive comments; also how often a stream re-reads state.
 SSE_HEARTBEAT_S = 15.0
 # What a 503 tells the caller to wait before trying again, in seconds.
@@ -24,6 +24,9 @@ RETRY_AFTER_S = 2
 def defaults() -> dict[str, Any]:
     return {
         "REDIS_URL": os.environ.get("REDIS_URL", celeryconfig.taskrelay_redis_url),
+        # Empty means REDIS_URL, as in celeryconfig.
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", ""),
+        "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", ""),
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
         "TASK_LIST_MAX": TASK_LIST_MAX,
         "MAX_DELAY_S": MAX_DELAY_S,
@@ -31,5 +34,8 @@ def defaults() -> dict[str, Any]:
         "RETRY_AFTER_S": RETRY_AFTER_S,
         # Comma-separated bearer tokens; empty means the API needs no credentials.
         "API_TOKENS": "",
+        # Per-client limit on POST and DELETE under /api/, such as "100/second";
+        # empty means no limit.
+        "RATE_LIMIT": "",
         "FLOWER_URL": "http://127.0.0.1:5555/",
     }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -98,13 +100,25 @@ def _record(
     }
 
 
+def delay_seconds(eta: datetime | None, now: datetime) -> int | None:
+    """Whole seconds until eta, rounded up; None when it is due already.
+
+    RabbitMQ's native delayed delivery counts whole seconds and refuses less
+    than one, so a delay is sent as a countdown that never runs early.
+    """
+    if eta is None:
+        return None
+    seconds = math.ceil((eta - now).total_seconds())
+    return seconds if seconds > 0 else None
+
+
 def _send(services: Services, submission: Submission, task_id: str) -> None:
     services.celery.send_task(
         submission.spec.celery_name,
         kwargs=submission.call,
         task_id=task_id,
         queue=submission.spec.queue,
-        eta=submission.eta,
+        countdown=delay_seconds(submission.eta, datetime.now(UTC)),
         priority=submission.priority,
         retry=True,
     )

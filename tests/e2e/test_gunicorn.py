@@ -16,13 +16,17 @@ pytestmark = pytest.mark.usefixtures("task_worker")
 
 def test_a_task_submitted_over_http_is_followed_to_success_over_sse(web: str) -> None:
     response = httpx.post(
-        f"{web}/api/tasks", json={"task": "long_task", "kwargs": {"steps": 3, "delay_s": 0.2}}, timeout=10
+        f"{web}/api/tasks",
+        json={"task": "long_task", "kwargs": {"steps": 3, "delay_s": 0.2}},
+        timeout=10,
     )
     assert response.status_code == 202
     task_id = response.json()["id"]
     assert response.headers["Location"] == f"/api/tasks/{task_id}"
     states = []
-    with httpx.stream("GET", f"{web}/api/tasks/{task_id}/events", timeout=httpx.Timeout(10, read=60)) as stream:
+    with httpx.stream(
+        "GET", f"{web}/api/tasks/{task_id}/events", timeout=httpx.Timeout(10, read=60)
+    ) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         for event in sse_client.parse(stream.iter_lines()):
             states.append(json.loads(event.data)["state"])
@@ -32,7 +36,18 @@ def test_a_task_submitted_over_http_is_followed_to_success_over_sse(web: str) ->
 
 def test_the_command_line_submits_and_waits_with_a_progress_bar(web: str) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "taskrelay.cli", "submit", "long_task", "3", "0.1", "--wait", "--url", web],
+        [
+            sys.executable,
+            "-m",
+            "taskrelay.cli",
+            "submit",
+            "long_task",
+            "3",
+            "0.1",
+            "--wait",
+            "--url",
+            web,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -67,7 +82,10 @@ def test_a_chunked_body_over_the_limit_is_413(web: str) -> None:
         yield b'"]}'
 
     response = httpx.post(
-        f"{web}/api/tasks", content=chunks(), headers={"Content-Type": "application/json"}, timeout=30
+        f"{web}/api/tasks",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"

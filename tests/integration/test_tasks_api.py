@@ -318,3 +318,36 @@ def test_health_and_readiness(client: FlaskClient, relay_worker: object) -> None
     assert ready.status_code == 200
     checks = ready.get_json()["checks"]
     assert checks["redis"]["ok"] and checks["queue:tasks"]["ok"] and checks["queue:relay"]["ok"]
+
+
+def _samples(client: FlaskClient) -> dict[tuple[str, str], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            label = sample.labels.get("task") or sample.labels.get("queue") or ""
+            if sample.labels.get("le") in (None, "+Inf"):
+                found[(sample.name, label)] = sample.value
+    return found
+
+
+def test_metrics_count_tasks_per_task_with_runtimes_and_queue_depth(client: FlaskClient) -> None:
+    before = _samples(client)
+    task_id = submit(client, {"task": "consume", "args": [8]}).get_json()["id"]
+    wait_for_state(client, task_id, "SUCCESS")
+
+    def counted() -> dict[tuple[str, str], float] | None:
+        after = _samples(client)
+        done = after.get(("taskrelay_tasks_succeeded_total", "consume"), 0)
+        return (
+            after if done > before.get(("taskrelay_tasks_succeeded_total", "consume"), 0) else None
+        )
+
+    after = wait_until(counted, timeout_s=10, what="the success to be counted")
+    submitted = ("taskrelay_tasks_submitted_total", "consume")
+    assert after[submitted] >= before.get(submitted, 0) + 1
+    assert after[("taskrelay_task_runtime_seconds_count", "consume")] >= 1
+    assert ("taskrelay_queue_depth", "tasks") in after

@@ -1,0 +1,152 @@
+"""Take the README's screenshot of the dashboard from a running system.
+
+    .venv/bin/python scripts/screenshot.py                 # starts its own system
+    .venv/bin/python scripts/screenshot.py --url http://127.0.0.1:5000
+
+Without --url it runs `taskrelay up` on free ports with its own Redis and a
+throw-away var directory, gives it some work (a long task in progress, finished
+tasks, a dead letter, channel messages), photographs the page with Playwright
+driving Debian's Chromium, and stops everything again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import sync_playwright
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO_ROOT / "docs" / "dashboard.png"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 120.0
+PAGE_TIMEOUT_MS = 60_000
+VIEWPORT = {"width": 1280, "height": 1000}
+SHOWCASE_CHANNEL = "news"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(probe: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running_system() -> Iterator[str]:
+    """`taskrelay up` in a throw-away directory; yields the web's base URL."""
+    web_port = free_port()
+    with tempfile.TemporaryDirectory(prefix="taskrelay-screenshot-") as var_dir:
+        env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+        argv = [sys.executable, "-m", "taskrelay.cli", "up"]
+        argv += ["--web-port", str(web_port), "--flower-port", str(free_port())]
+        argv += ["--redis-port", str(free_port()), "--var-dir", var_dir]
+        log_path = Path(var_dir) / "up.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        base_url = f"http://127.0.0.1:{web_port}"
+        try:
+            wait_for(lambda: _ready(base_url, process), READY_TIMEOUT_S, "the system to be ready")
+            yield base_url
+        finally:
+            # Ctrl-C is how a person stops `taskrelay up`; it stops every role cleanly.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _ready(base_url: str, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise SystemExit(f"taskrelay up exited with {process.returncode}")
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def give_it_work(base_url: str) -> None:
+    """Tasks in every state worth seeing, and messages on two channels."""
+    with httpx.Client(base_url=base_url, timeout=10) as api:
+        for number in (3, 7):
+            api.post("/api/tasks", json={"task": "consume", "args": [number]})
+        api.post("/api/tasks", json={"task": "flaky", "kwargs": {"failures": 1}})
+        api.post("/api/tasks", json={"task": "always_fails"})
+        api.post("/api/tasks", json={"task": "consume", "args": [5], "countdown": 600})
+        api.post("/api/tasks", json={"task": "long_task", "kwargs": {"steps": 100, "delay_s": 0.4}})
+        for headline in ("Workers are up", "Relay delivers in order", "Flower is watching"):
+            api.post(f"/api/channels/{SHOWCASE_CHANNEL}/messages", json={"data": headline})
+        api.post("/api/channels/orders.eu/messages", json={"data": {"order": 1, "total": 9.5}})
+
+
+def photograph(base_url: str, output: Path) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(f"{base_url}/?channel={SHOWCASE_CHANNEL}")
+            page.wait_for_selector("#channel-messages li >> nth=2")
+            page.wait_for_selector("li.dead-letter")
+            page.wait_for_selector("#channel-rows tr >> nth=1")
+            page.wait_for_function(
+                "() => document.getElementById('watch-status').textContent.startsWith('Live')"
+            )
+            # A long task about a third of the way through shows a moving bar.
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('li.task progress')]"
+                ".some(bar => bar.value >= 30 && bar.value < 70)"
+            )
+            output.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(output), full_page=True)
+        finally:
+            browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running system's web URL (default: start one)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    options = parser.parse_args()
+    if options.url:
+        give_it_work(options.url)
+        photograph(options.url, options.output)
+    else:
+        with running_system() as base_url:
+            give_it_work(base_url)
+            photograph(base_url, options.output)
+    print(f"saved {options.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""``taskrelay bench``: taskrelay and its baselines measured side by side in one run."""

@@ -1,0 +1,232 @@
+"""Worker drain: N no-op tasks queued first, then drained; tasks/s from first to last done.
+
+The rate counts from the first task finished to the last, so worker start-up
+is left out for every subject alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import redis
+from celery import Celery
+
+from taskrelay import roles
+from taskrelay.bench import baseline_article, baseline_celery
+from taskrelay.bench.errors import BenchError
+from taskrelay.bench.results import Row, Section
+from taskrelay.bench.stack import Stack, free_port, python_module, wait_until
+from taskrelay.bench.stats import rate, ratio
+from taskrelay.processes import Child
+from tasks import create_celery_app, keys
+from tasks.names import celery_name
+
+TASKRELAY_NOOP = celery_name("noop")
+TASKRELAY_QUEUE = "tasks"
+BASELINE_QUEUE = "celery"
+# The slowest subject drains well above this; below it something is wrong.
+SLOWEST_EXPECTED_RATE = 40.0
+DRAIN_GRACE_S = 60.0
+RESULT_POLL_S = 0.2
+FLOWER_AUTH = ("bench", "bench")
+
+PRODUCTION = "taskrelay production"
+WITH_FLOWER = "taskrelay + Flower (events on)"
+CELERY_DEFAULTS = "Celery at its defaults"
+RAW_LOOP = "article LPUSH/BLPOP loop"
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """How a taskrelay task worker runs; the defaults are the production configuration."""
+
+    pool: str = "prefork"
+    concurrency: int = 2
+    prefetch: int | None = None  # None: celeryconfig's own default
+    events: bool = False
+    loglevel: str | None = None  # None: the level roles.worker_argv sets
+    hiredis: bool = True
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, node: str) -> list[str]:
+        argv = roles.worker_argv(TASKRELAY_QUEUE, concurrency=self.concurrency, node_name=node)
+        argv += ["--pool", self.pool, *self.extra_args]
+        if self.loglevel is not None:
+            argv += ["--loglevel", self.loglevel]
+        return argv
+
+    def environment(self, root: Path) -> dict[str, str]:
+        env = {"TASKRELAY_TASK_EVENTS": "1" if self.events else "0", **self.env}
+        if self.prefetch is not None:
+            env["TASKRELAY_PREFETCH"] = str(self.prefetch)
+        if not self.hiredis:
+            env["PYTHONPATH"] = str(hiredis_blocker(root))
+        return env
+
+
+def hiredis_blocker(root: Path) -> Path:
+    """A directory whose ``hiredis`` fails to import, so redis-py parses in pure Python."""
+    folder = root / "no-hiredis"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hiredis.py").write_text('raise ImportError("hiredis disabled by the benchmark")\n')
+    return folder
+
+
+def run(stack: Stack, tasks: int, processes: int = 2) -> Section:
+    section = Section("drain", "worker drain (no-op tasks)")
+    production = WorkerSetup(concurrency=processes)
+    section.rows.append(drain_taskrelay(stack, PRODUCTION, production, tasks))
+    with_events = WorkerSetup(concurrency=processes, events=True)
+    section.rows.append(drain_taskrelay(stack, WITH_FLOWER, with_events, tasks, flower=True))
+    section.rows.append(drain_celery_defaults(stack, tasks))
+    section.rows.append(drain_raw(stack, tasks, processes))
+    defaults = section.row(CELERY_DEFAULTS)
+    base = defaults.rate if defaults else None
+    for subject in (PRODUCTION, WITH_FLOWER, RAW_LOOP):
+        found = section.row(subject)
+        section.ratios[f"{subject} / {CELERY_DEFAULTS}"] = ratio(
+            found.rate if found else None, base
+        )
+    return section
+
+
+def drain_taskrelay(
+    stack: Stack, subject: str, setup: WorkerSetup, tasks: int, *, flower: bool = False
+) -> Row:
+    stack.flush()
+    sender = create_celery_app(stack.url, result_backend="disabled", task_send_sent_event=False)
+    ids = enqueue(sender, TASKRELAY_NOOP, TASKRELAY_QUEUE, tasks)
+    children: list[Child] = []
+    if flower:
+        children.append(start_flower(stack))
+    node = f"drain-{free_port()}@bench"
+    worker = stack.start(node, setup.argv(node), setup.environment(stack.root))
+    children.append(worker)
+    try:
+        seconds = wait_drained(stack, worker.name, ids)
+    finally:
+        stack.stop(*children)
+    note = f"{setup.pool} x{setup.concurrency}, acks late, results stored"
+    return Row(subject, rate(len(ids) - 1, seconds), "tasks/s", note=note)
+
+
+def drain_celery_defaults(stack: Stack, tasks: int) -> Row:
+    stack.flush()
+    sender = Celery("sender", broker=stack.url, backend="disabled", set_as_current=False)
+    ids = enqueue(sender, baseline_celery.TASK_NAME, BASELINE_QUEUE, tasks)
+    argv = python_module("celery", "-A", baseline_celery.__name__, "worker", "-n", "defaults@bench")
+    worker = stack.start("celery-defaults", argv)
+    try:
+        seconds = wait_drained(stack, worker.name, ids)
+    finally:
+        stack.stop(worker)
+    note = "prefork x nproc, prefetch 4, early ack, results stored"
+    return Row(CELERY_DEFAULTS, rate(len(ids) - 1, seconds), "tasks/s", note=note)
+
+
+def drain_raw(stack: Stack, tasks: int, processes: int) -> Row:
+    stack.flush()
+    client = stack.client()
+    try:
+        push_raw(client, tasks, processes)
+        listeners = [
+            stack.start(
+                f"raw-listener-{i}",
+                python_module(baseline_article.__name__, stack.url),
+            )
+            for i in range(processes)
+        ]
+        try:
+            raw_reports = wait_until(
+                lambda: _raw_reports(client, processes),
+                timeout_s=drain_timeout_s(tasks),
+                what="the article's listeners to drain their queue",
+            )
+        finally:
+            stack.stop(*listeners)
+    finally:
+        client.close()
+    count = int(sum(report["count"] for report in raw_reports))
+    first = min(report["first"] for report in raw_reports if report["count"])
+    last = max(report["last"] for report in raw_reports)
+    note = f"{processes} listener processes, no acks, no results"
+    return Row(RAW_LOOP, rate(count - 1, last - first), "tasks/s", note=note)
+
+
+def push_raw(client: redis.Redis, tasks: int, listeners: int, chunk: int = 1000) -> None:
+    for start in range(0, tasks, chunk):
+        with client.pipeline(transaction=False) as pipe:
+            for number in range(start, min(start + chunk, tasks)):
+                pipe.lpush(baseline_article.QUEUE, number % 10)
+            pipe.execute()
+    # BLPOP takes from the left, so sentinels pushed on the right come out last.
+    client.rpush(baseline_article.QUEUE, *[baseline_article.SENTINEL] * listeners)
+
+
+def _raw_reports(client: redis.Redis, expected: int) -> list[dict[str, float]] | None:
+    raw = client.lrange(baseline_article.REPORTS, 0, -1)
+    if len(raw) < expected:
+        return None
+    return [json.loads(item) for item in raw]
+
+
+def enqueue(sender: Celery, task_name: str, queue: str, count: int) -> list[str]:
+    with sender.producer_or_acquire() as producer:
+        return [
+            sender.send_task(task_name, queue=queue, producer=producer).id for _ in range(count)
+        ]
+
+
+def drain_timeout_s(tasks: int) -> float:
+    return tasks / SLOWEST_EXPECTED_RATE + DRAIN_GRACE_S
+
+
+def wait_drained(stack: Stack, worker_name: str, ids: Sequence[str]) -> float:
+    """Wait until every task succeeded; return the seconds from first to last done."""
+    result_keys = [keys.celery_result(task_id) for task_id in ids]
+    client = stack.client()
+    worker = next(child for child in stack.children if child.name == worker_name)
+
+    def finished() -> list[datetime] | None:
+        stack.check_alive(worker)
+        if client.exists(*result_keys) < len(result_keys):
+            return None
+        done = [_done_at(meta) for meta in client.mget(result_keys)]
+        return None if None in done else [d for d in done if d is not None]
+
+    try:
+        done = wait_until(
+            finished,
+            timeout_s=drain_timeout_s(len(ids)),
+            what=f"{worker_name} to finish {len(ids)} tasks",
+            interval_s=RESULT_POLL_S,
+        )
+    finally:
+        client.close()
+    return (max(done) - min(done)).total_seconds()
+
+
+def _done_at(raw: bytes | str | None) -> datetime | None:
+    """When the task succeeded; None while it has not; BenchError when it failed."""
+    if raw is None:
+        return None
+    meta = json.loads(raw)
+    if meta.get("status") == "FAILURE":
+        raise BenchError(f"a benchmark task failed: {meta.get('result')}")
+    if meta.get("status") != "SUCCESS":
+        return None
+    return datetime.fromisoformat(meta["date_done"])
+
+
+def start_flower(stack: Stack) -> Child:
+    port = free_port()
+    user, password = FLOWER_AUTH
+    env = {"TASKRELAY_TASK_EVENTS": "1", **roles.flower_env(f"{user}:{password}")}
+    child = stack.start("flower", roles.flower_argv("127.0.0.1", port), env)
+    stack.wait_http(child, f"http://127.0.0.1:{port}/healthcheck", auth=FLOWER_AUTH)
+    return child

@@ -1,0 +1,212 @@
+"""Fan-out: K SSE subscribers of one channel at M messages/s, beside raw redis-py subscribers.
+
+taskrelay's path is the whole of it: POST /api/channels/<c>/messages, the relay
+task, the web's one pattern subscription, each SSE client. The baseline PUBLISHes
+straight to Redis and its subscribers read Redis directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from taskrelay.bench import loadgen, subscribers
+from taskrelay.bench.drain import WorkerSetup
+from taskrelay.bench.errors import BenchError
+from taskrelay.bench.httpclient import Request
+from taskrelay.bench.results import Row, Section
+from taskrelay.bench.servers import HOST, start_taskrelay_web, start_taskrelay_worker
+from taskrelay.bench.stack import PYTHON, Stack
+from taskrelay.bench.stats import ms, rate, ratio
+
+CHANNEL = "bench.fanout"
+READY_TIMEOUT_S = 60.0
+WARMUP_INTERVAL_S = 0.2
+WARMUP_POST_TIMEOUT_S = 5.0
+# How long subscribers may take, after the last publish, to receive everything.
+DRAIN_GRACE_S = 15.0
+
+TASKRELAY = "taskrelay SSE subscribers"
+RAW = "raw redis-py subscribers"
+
+
+@dataclass(frozen=True)
+class FanoutLoad:
+    subscribers: int
+    per_s: float
+    duration_s: float
+
+    @property
+    def messages(self) -> int:
+        return max(1, round(self.per_s * self.duration_s))
+
+
+def channels_api_present() -> bool:
+    return importlib.util.find_spec("webapp.api_channels") is not None
+
+
+def run(stack: Stack, load: FanoutLoad) -> Section:
+    title = f"fan-out: {load.subscribers} subscribers, {load.per_s:g} messages/s"
+    section = Section("fanout", title)
+    if not channels_api_present():
+        section.unavailable = "not available: this build has no channels API"
+        return section
+    section.rows.append(measure_taskrelay(stack, load))
+    section.rows.append(measure_raw(stack, load))
+    ours, raw = section.rows
+    section.ratios[f"{TASKRELAY} / {RAW} (deliveries/s)"] = ratio(ours.rate, raw.rate)
+    return section
+
+
+def measure_taskrelay(stack: Stack, load: FanoutLoad) -> Row:
+    stack.flush()
+    web, port = start_taskrelay_web(stack)
+    relay = start_taskrelay_worker(stack, "relay", WorkerSetup(concurrency=1))
+    base = f"http://{HOST}:{port}"
+    path = f"/api/channels/{CHANNEL}/messages"
+    try:
+        if httpx.post(base + path, json={"data": {"seq": -1, "sent_at": 0}}).status_code != 202:
+            raise BenchError(f"POST {path} was not accepted; see {web.log_path}")
+
+        def warm(seq: int) -> None:
+            # A warm-up POST that times out is tried again; the ready timeout bounds it.
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(base + path, json={"data": _payload(seq)}, timeout=WARMUP_POST_TIMEOUT_S)
+
+        def publish_all() -> None:
+            template = Request.build(HOST, port, "POST", path, None)
+            loadgen.fire_at_rate(
+                lambda i: template.with_body("POST", path, _payload_body(i)),
+                load.per_s,
+                load.messages,
+            )
+
+        summary = _with_subscribers("sse", base, load, warm, publish_all)
+    finally:
+        stack.stop(relay, web)
+    return _row(TASKRELAY, summary, load, "POST -> relay task -> PSUBSCRIBE -> SSE")
+
+
+def measure_raw(stack: Stack, load: FanoutLoad) -> Row:
+    stack.flush()
+    client = stack.client()
+    try:
+
+        def warm(seq: int) -> None:
+            client.publish(CHANNEL, json.dumps({"seq": seq, "sent_at": time.time()}))
+
+        def publish_all() -> None:
+            started = time.perf_counter()
+            for i in range(load.messages):
+                delay = started + i / load.per_s - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                client.publish(CHANNEL, json.dumps(_payload(i)))
+
+        summary = _with_subscribers("redis", stack.url, load, warm, publish_all)
+    finally:
+        client.close()
+    return _row(RAW, summary, load, "PUBLISH -> SUBSCRIBE, nothing retained")
+
+
+def _payload(seq: int) -> dict[str, float]:
+    return {"seq": seq, "sent_at": time.time()}
+
+
+def _payload_body(seq: int) -> dict[str, Any]:
+    return {"data": _payload(seq)}
+
+
+def _row(subject: str, summary: dict[str, Any], load: FanoutLoad, note: str) -> Row:
+    expected = load.subscribers * load.messages
+    return Row(
+        subject,
+        rate(summary["deliveries"], summary["window_s"]),
+        "deliveries/s",
+        ms(summary["p50_s"]),
+        ms(summary["p99_s"]),
+        loss=1 - summary["distinct"] / expected,
+        note=note,
+    )
+
+
+def _with_subscribers(
+    kind: str,
+    target: str,
+    load: FanoutLoad,
+    warm: Callable[[int], None],
+    publish_all: Callable[[], None],
+) -> dict[str, Any]:
+    """Start the subscriber process, warm it up, publish, and return its summary."""
+    deadline_s = READY_TIMEOUT_S + load.duration_s + DRAIN_GRACE_S
+    argv = [
+        PYTHON,
+        "-m",
+        subscribers.__name__,
+        kind,
+        target,
+        CHANNEL,
+        str(load.subscribers),
+        str(load.messages),
+        str(deadline_s),
+    ]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(process, lines), daemon=True)
+    reader.start()
+    try:
+        _expect(lines, "connected", READY_TIMEOUT_S)
+        _warm_until_ready(lines, warm)
+        publish_all()
+        return dict(json.loads(_expect(lines, "{", load.duration_s + deadline_s)))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def _pump(process: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.put(line.strip())
+    lines.put("")  # the process ended
+
+
+def _expect(lines: queue.Queue[str], start: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line == "":
+            raise BenchError("the subscriber process ended early")
+        if line.startswith(start):
+            return line
+    raise BenchError(f"the subscribers did not say {start!r} within {timeout_s:g} s")
+
+
+def _warm_until_ready(lines: queue.Queue[str], warm: Callable[[int], None]) -> None:
+    """Publish warm-up messages until every subscriber has received one."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        warm(-1)
+        try:
+            line = lines.get(timeout=WARMUP_INTERVAL_S)
+        except queue.Empty:
+            continue
+        if line == "ready":
+            return
+        if line == "":
+            raise BenchError("the subscriber process ended early")
+    raise BenchError(f"the subscribers were not all live within {READY_TIMEOUT_S:g} s")

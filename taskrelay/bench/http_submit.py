@@ -1,0 +1,77 @@
+"""HTTP submit: requests/s and latency of ``POST /api/tasks`` beside the article's ``/prodcons``.
+
+No worker runs, so the web has the machine to itself; both apps run under the
+same gunicorn configuration and face the same load generator, whose ceiling
+against a null server is measured first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taskrelay.bench import loadgen, null_server
+from taskrelay.bench.httpclient import Request
+from taskrelay.bench.results import Row, Section
+from taskrelay.bench.servers import HOST, start_article_web, start_taskrelay_web
+from taskrelay.bench.stack import Stack, free_port, python_module
+from taskrelay.bench.stats import ms, ratio
+
+SUBMIT_BODY = {"task": "noop"}
+WARMUP_S = 1.0
+
+CEILING = "load generator ceiling (null server)"
+TASKRELAY = "taskrelay POST /api/tasks"
+ARTICLE = "article GET /prodcons"
+
+
+@dataclass(frozen=True)
+class Load:
+    connections: int
+    duration_s: float
+
+
+def run(stack: Stack, load: Load, web_env: dict[str, str] | None = None) -> Section:
+    section = Section("http_submit", "HTTP submit")
+    tool = loadgen.available_tool()
+    section.notes.append(
+        f"load generator: {tool}, {load.connections} connections, {load.duration_s:g} s each"
+    )
+    section.rows.append(measure_ceiling(stack, load))
+    stack.flush()
+    web, port = start_taskrelay_web(stack, web_env)
+    try:
+        request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
+        section.rows.append(measure(stack, TASKRELAY, request, "POST", "/api/tasks", load))
+    finally:
+        stack.stop(web)
+    stack.flush()
+    article, port = start_article_web(stack, web_env)
+    try:
+        request = Request.build(HOST, port, "GET", "/prodcons")
+        section.rows.append(measure(stack, ARTICLE, request, "GET", "/prodcons", load))
+    finally:
+        stack.stop(article)
+    rates = {row.subject: row.rate for row in section.rows}
+    section.ratios[f"{TASKRELAY} / {ARTICLE}"] = ratio(rates[TASKRELAY], rates[ARTICLE])
+    section.ratios[f"{ARTICLE} / {CEILING}"] = ratio(rates[ARTICLE], rates[CEILING])
+    return section
+
+
+def measure_ceiling(stack: Stack, load: Load) -> Row:
+    port = free_port()
+    server = stack.start("null-server", python_module(null_server.__name__, str(port)))
+    try:
+        stack.wait_http(server, f"http://{HOST}:{port}/")
+        request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
+        return measure(stack, CEILING, request, "POST", "/api/tasks", load)
+    finally:
+        stack.stop(server)
+
+
+def measure(
+    stack: Stack, subject: str, request: Request, method: str, path: str, load: Load
+) -> Row:
+    loadgen.run_load(request, method, path, load.connections, WARMUP_S, stack.root)
+    result = loadgen.run_load(request, method, path, load.connections, load.duration_s, stack.root)
+    note = f"{result.errors} errors" if result.errors else ""
+    return Row(subject, result.rate, "req/s", ms(result.p50_s), ms(result.p99_s), note=note)

@@ -1,0 +1,44 @@
+"""What a scenario measured: rows of figures and the ratios between them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Row:
+    """One measured subject: a rate, and latencies and loss where the scenario has them."""
+
+    subject: str
+    rate: float
+    unit: str
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    loss: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Section:
+    """One scenario: its rows, the ratios that matter, or why it could not run."""
+
+    key: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    ratios: dict[str, float | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    unavailable: str | None = None
+
+    def row(self, subject: str) -> Row | None:
+        return next((row for row in self.rows if row.subject == subject), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "available": self.unavailable is None,
+            "reason": self.unavailable,
+            "rows": [asdict(row) for row in self.rows],
+            "ratios": self.ratios,
+            "notes": self.notes,
+        }

@@ -1,0 +1,150 @@
+"""The processes of one benchmark run: its own Redis, then workers and servers.
+
+Everything a run starts is registered here and stopped when the run ends, also
+when a step fails or the user presses Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+import redis
+
+from taskrelay.bench.errors import BenchError
+from taskrelay.embedded_redis import EmbeddedRedis
+from taskrelay.processes import Child, stop_together
+
+T = TypeVar("T")
+
+PYTHON = sys.executable
+READY_TIMEOUT_S = 60.0
+POLL_INTERVAL_S = 0.05
+# Children of the benchmark hold no work worth finishing; they get this long.
+STOP_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = POLL_INTERVAL_S,
+) -> T:
+    """Call probe until it returns something truthy; raise BenchError after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Stack:
+    """One embedded Redis and the children started against it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.logs = root / "logs"
+        self.redis_server = EmbeddedRedis(port=free_port(), data_dir=root / "redis")
+        self.children: list[Child] = []
+
+    def __enter__(self) -> Stack:
+        self.redis_server.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+        self.redis_server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.redis_server.url
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=30)
+
+    def flush(self) -> None:
+        """Start a scenario from an empty Redis, so no leftovers skew it."""
+        client = self.client()
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Every Redis URL a child might read points at this run's Redis."""
+        return {
+            "REDIS_URL": self.url,
+            "CELERY_BROKER_URL": self.url,
+            "CELERY_RESULT_BACKEND": self.url,
+            "PYTHONUNBUFFERED": "1",
+            **(extra or {}),
+        }
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
+        child = Child(name, argv, self.logs / f"{name}.log", self.env(env), STOP_TIMEOUT_S)
+        self.children.append(child)
+        child.start()
+        return child
+
+    def stop(self, *children: Child) -> None:
+        stop_together(children)
+        for child in children:
+            self.children.remove(child)
+
+    def stop_all(self) -> None:
+        children, self.children = self.children[::-1], []
+        stop_together(children)
+
+    def check_alive(self, child: Child) -> None:
+        code = child.exit_code()
+        if code is not None:
+            raise BenchError(f"{child.name} exited with {code}:\n{log_tail(child.log_path)}")
+
+    def wait_http(self, child: Child, url: str, *, auth: tuple[str, str] | None = None) -> None:
+        """Wait until a server child answers url with any status below 500."""
+
+        def answers() -> bool:
+            self.check_alive(child)
+            try:
+                return httpx.get(url, timeout=2, auth=auth).status_code < 500
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, timeout_s=READY_TIMEOUT_S, what=f"{child.name} to answer {url}")
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [PYTHON, "-m", module, *args]
+
+
+def inherit_env(names: Sequence[str]) -> dict[str, str]:
+    return {name: os.environ[name] for name in names if name in os.environ}

@@ -1,0 +1,102 @@
+"""``taskrelay publish`` and ``taskrelay subscribe``: channels from the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+import httpx
+
+import celeryconfig
+from taskrelay import client as api
+from taskrelay.follow import Follower, Gap
+from tasks import channels
+from tasks.channels import InvalidChannel
+
+
+def _value(text: str) -> Any:
+    """DATA as JSON when it parses (5, [1], {"a": 1}), else as a plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@click.command()
+@click.argument("channel")
+@click.argument("data")
+@click.option(
+    "--url",
+    default=lambda: os.environ.get("TASKRELAY_URL", api.DEFAULT_URL),
+    show_default=api.DEFAULT_URL,
+)
+@click.option(
+    "--token", default=lambda: os.environ.get("TASKRELAY_API_TOKEN"), help="API bearer token."
+)
+def publish(channel: str, data: str, url: str, token: str | None) -> None:
+    """Publish DATA (a JSON value or a plain string) on CHANNEL; print the message id."""
+    client = api.Client(url, token)
+    try:
+        response = client.http.post(
+            f"/api/channels/{channel}/messages", json={"data": _value(data)}
+        )
+    except httpx.HTTPError as error:
+        raise click.ClickException(f"cannot reach {url}: {error}") from None
+    finally:
+        client.close()
+    if response.status_code >= 400:
+        raise click.ClickException(f"{response.status_code}: {_error_message(response)}")
+    click.echo(response.json()["id"])
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+@click.command()
+@click.argument("channel", required=False)
+@click.option("--pattern", help="Every channel matching a pattern; * matches one segment.")
+@click.option("--from", "from_id", help="Resume after this message id.")
+@click.option("--json", "as_json", is_flag=True, help="Print each message as a JSON line.")
+@click.option(
+    "--redis-url",
+    default=lambda: os.environ.get("REDIS_URL", celeryconfig.taskrelay_redis_url),
+    show_default="REDIS_URL",
+)
+def subscribe(
+    channel: str | None, pattern: str | None, from_id: str | None, as_json: bool, redis_url: str
+) -> None:
+    """Print every message of CHANNEL (or --pattern) as it arrives, like the article's
+    listener (`Task get <data>`); resumes by itself when Redis restarts."""
+    if (channel is None) == (pattern is None):
+        raise click.UsageError("give either CHANNEL or --pattern, not both")
+    try:
+        follower = Follower(
+            redis_url,
+            channel=channels.check_name(channel) if channel is not None else None,
+            pattern=channels.parse_pattern(pattern) if pattern is not None else None,
+            from_id=channels.check_message_id(from_id, field="--from") if from_id else None,
+            on_subscribed=lambda: click.echo(f"subscribed to {channel or pattern}", err=True),
+        )
+    except InvalidChannel as error:
+        raise click.BadParameter(error.message, param_hint=error.field) from None
+    try:
+        for item in follower.messages():
+            if isinstance(item, Gap):
+                click.echo(f"gap: {item.notice['message']}", err=True)
+                continue
+            click.echo(item.envelope_json if as_json else _article_line(item.envelope_json))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        follower.stop()
+
+
+def _article_line(envelope_json: str) -> str:
+    data = json.loads(envelope_json)["data"]
+    return f"Task get {data if isinstance(data, str) else json.dumps(data)}"

@@ -1,0 +1,75 @@
+"""Lease renewal: a live worker keeps the messages it holds from being redelivered.
+
+On the Redis transport kombu files every delivered, unacknowledged message in the
+``unacked_index`` sorted set, scored by delivery time, and any worker puts a
+message whose score is older than the visibility timeout back on its queue. That
+timeout is short here, so that the tasks of a worker that died (SIGKILL, lost
+host) run again within a bound. A worker that is alive must not lose its long
+tasks or its countdown messages that way, so every few seconds this consumer
+step re-scores the messages it holds. Only scores that exist are touched
+(``ZADD XX``), so a message acknowledged in between is never brought back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import bootsteps
+
+from tasks.connections import shared_client
+
+logger = logging.getLogger(__name__)
+
+
+def held_delivery_tags(consumer: Any) -> list[str]:
+    """Delivery tags of the messages this worker holds: reserved, waiting or running."""
+    task_consumer = getattr(consumer, "task_consumer", None)
+    qos = getattr(getattr(task_consumer, "channel", None), "qos", None)
+    # kombu's virtual QoS keeps the unacknowledged deliveries of this channel.
+    delivered = getattr(qos, "_delivered", None)
+    return [str(tag) for tag in list(delivered or ())]
+
+
+def renew(client: Any, index_key: str, delivery_tags: list[str], now: float) -> None:
+    if delivery_tags:
+        client.zadd(index_key, dict.fromkeys(delivery_tags, now), xx=True)
+
+
+class LeaseRenewal(bootsteps.StartStopStep):  # type: ignore[misc]
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer, **kwargs)
+        self.timer_ref: Any = None
+
+    def start(self, consumer: Any) -> None:
+        conf = consumer.app.conf
+        if conf.broker_url.partition("://")[0] not in ("redis", "rediss"):
+            return  # other brokers acknowledge natively; there is nothing to renew
+        self.timer_ref = consumer.timer.call_repeatedly(
+            conf.lease_renewal_interval_s, self.renew_held, (consumer,)
+        )
+
+    def stop(self, consumer: Any) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
+            self.timer_ref = None
+
+    def shutdown(self, consumer: Any) -> None:
+        self.stop(consumer)
+
+    def renew_held(self, consumer: Any) -> None:
+        qos = consumer.task_consumer.channel.qos
+        try:
+            renew(
+                shared_client(consumer.app.conf.broker_url),
+                qos.unacked_index_key,
+                held_delivery_tags(consumer),
+                time.time(),
+            )
+        except Exception:
+            # A loop boundary: Redis may be restarting; the next tick tries again,
+            # well before the visibility timeout runs out.
+            logger.warning("could not renew message leases", exc_info=True)

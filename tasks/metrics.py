@@ -1,0 +1,99 @@
+"""Task counters and runtime histograms, kept in Redis so that every web process and
+every worker adds to one set of figures, and any web process can report them.
+
+Writes ride on pipelines that already go to Redis (the submission record, the end
+of a task), so counting adds no round trip of its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks import keys
+
+# Upper bounds of the runtime histogram's buckets, in seconds.
+RUNTIME_BUCKETS_S = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
+INF = "+Inf"
+
+SUBMITTED = "submitted"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+RETRIED = "retried"
+REVOKED = "revoked"
+EVENTS = (SUBMITTED, SUCCEEDED, FAILED, RETRIED, REVOKED)
+
+# Celery's final states, as the events they count.
+EVENT_OF_STATE = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED, "REVOKED": REVOKED}
+
+
+def count(pipe: Any, task: str, event: str) -> None:
+    pipe.hincrby(keys.METRICS_TASK_EVENTS, f"{task}|{event}", 1)
+
+
+def observe_runtime(pipe: Any, task: str, seconds: float) -> None:
+    index = bisect.bisect_left(RUNTIME_BUCKETS_S, seconds)
+    bucket = str(RUNTIME_BUCKETS_S[index]) if index < len(RUNTIME_BUCKETS_S) else INF
+    pipe.hincrby(keys.METRICS_TASK_RUNTIME, f"{task}|{bucket}", 1)
+    pipe.hincrbyfloat(keys.METRICS_TASK_RUNTIME, f"{task}|sum", seconds)
+
+
+@dataclass
+class Runtime:
+    """One task's histogram: counts per bucket (not cumulative) and the sum."""
+
+    buckets: dict[str, int] = field(default_factory=dict)
+    total_s: float = 0.0
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        running, out = 0, []
+        for bound in [*map(str, RUNTIME_BUCKETS_S), INF]:
+            running += self.buckets.get(bound, 0)
+            out.append((bound, running))
+        return out
+
+
+@dataclass
+class Snapshot:
+    events: dict[tuple[str, str], int]
+    runtimes: dict[str, Runtime]
+
+
+def read(client: Any) -> Snapshot:
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.METRICS_TASK_EVENTS)
+        pipe.hgetall(keys.METRICS_TASK_RUNTIME)
+        raw_events, raw_runtimes = pipe.execute()
+    events: dict[tuple[str, str], int] = {}
+    for name, value in raw_events.items():
+        task, _, event = _text(name).rpartition("|")
+        events[(task, event)] = int(value)
+    runtimes: dict[str, Runtime] = defaultdict(Runtime)
+    for name, value in raw_runtimes.items():
+        task, _, bucket = _text(name).rpartition("|")
+        if bucket == "sum":
+            runtimes[task].total_s = float(value)
+        else:
+            runtimes[task].buckets[bucket] = int(value)
+    return Snapshot(events=events, runtimes=dict(runtimes))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,73 @@
+"""A relay-worker bootstep that relays channel messages the broker lost.
+
+kombu's Redis transport pops a message and records it as unacknowledged in two
+steps; a worker killed between them loses the message. The web records every
+channel message as pending before it sends the relay task, the relay script
+clears it, and this sweeper relays whatever stays pending too long, oldest
+first. Relaying twice is harmless: the script publishes a message only once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from celery import bootsteps
+
+from tasks import channel_log, channels
+from tasks.connections import shared_client
+
+logger = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 5.0
+# A message still pending this long after it was accepted is relayed by the
+# sweeper. Long enough that a busy relay queue is not overtaken in normal work.
+DEFAULT_SWEEP_AFTER_S = 60.0
+SWEEP_BATCH = 500
+RELAY_QUEUE = "relay"
+
+
+def sweep(client: Any, older_than_s: float, limit: int = SWEEP_BATCH) -> int:
+    """Relay the messages pending for longer than older_than_s; return how many."""
+    overdue = channel_log.overdue(client, time.time() - older_than_s, limit)
+    for pending in overdue:
+        envelope = channels.envelope(
+            pending.message_id, pending.channel, pending.data, pending.published_at
+        )
+        channel_log.append_and_publish(
+            client, pending.channel, pending.message_id, envelope, retention=pending.retention
+        )
+    return len(overdue)
+
+
+class RelaySweeper(bootsteps.StartStopStep):  # type: ignore[misc]
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.timer_ref: Any = None
+        self.sweep_after_s = float(
+            os.environ.get("TASKRELAY_RELAY_SWEEP_AFTER_S", DEFAULT_SWEEP_AFTER_S)
+        )
+
+    def start(self, worker: Any) -> None:
+        queues = set(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
+        if RELAY_QUEUE in queues:
+            self.timer_ref = worker.timer.call_repeatedly(SWEEP_INTERVAL_S, self.run, (worker,))
+
+    def stop(self, worker: Any) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
+            self.timer_ref = None
+
+    def run(self, worker: Any) -> None:
+        try:
+            relayed = sweep(shared_client(worker.app.conf.taskrelay_redis_url), self.sweep_after_s)
+        except Exception:
+            # A loop boundary: Redis may be restarting; the next sweep tries again.
+            logger.warning("relay sweeper could not reach Redis", exc_info=True)
+            return
+        if relayed:
+            logger.warning("relayed %d channel message(s) the broker had lost", relayed)

@@ -1,0 +1,97 @@
+"""Celery's Redis result backend, with its "never overwrite SUCCESS" rule made atomic.
+
+Celery stores a state by reading the current meta, then writing the new one if the
+old was not SUCCESS: two round trips, and a window in which a late RETRY from an
+earlier attempt can overwrite the SUCCESS of the next. Here one Lua script does the
+check, the write and the PUBLISH that live task events follow, in one round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import states
+from celery.backends.base import BackendStoreError
+from celery.backends.redis import RedisBackend
+
+# KEYS[1]: the result key. ARGV[1]: the encoded meta; ARGV[2]: seconds to keep it
+# (0: forever). Returns 1 if stored, 0 if a SUCCESS was there already.
+GUARDED_SET = """
+local current = redis.call('GET', KEYS[1])
+if current then
+    local ok, meta = pcall(cjson.decode, current)
+    if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then
+        return 0
+    end
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+else
+    redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
+
+BACKEND_PATH = "tasks.result_backend:GuardedRedisBackend"
+PUBLISH_ONLY_BACKEND_PATH = "tasks.result_backend:PublishOnlyRedisBackend"
+
+
+class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guarded_set_script: Any = None
+
+    def encoded_meta(
+        self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None
+    ) -> str:
+        meta = self._get_result_meta(
+            result=result, state=state, traceback=traceback, request=request
+        )
+        meta["task_id"] = task_id.decode() if isinstance(task_id, bytes) else task_id
+        encoded: str = self.encode(meta)
+        if len(encoded) > self._MAX_STR_VALUE_SIZE:
+            raise BackendStoreError(
+                "value too large for Redis backend", state=state, task_id=task_id
+            )
+        return encoded
+
+    def ttl_for(self, state: str) -> int:
+        expires = self.failure_expires if state == states.FAILURE else self.expires
+        return int(expires or 0)
+
+    def guarded_set(self, task_id: str, encoded: str, state: str, client: Any = None) -> Any:
+        """Store a meta unless SUCCESS is stored already; usable on a pipeline too."""
+        if self._guarded_set_script is None:
+            self._guarded_set_script = self.client.register_script(GUARDED_SET)
+        return self._guarded_set_script(
+            keys=[self.get_key_for_task(task_id)],
+            args=[encoded, self.ttl_for(state)],
+            client=client or self.client,
+        )
+
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: Any = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        encoded = self.encoded_meta(task_id, result, state, traceback, request)
+        self.ensure(self.guarded_set, (task_id, encoded, state))
+        return result
+
+
+class PublishOnlyRedisBackend(GuardedRedisBackend):
+    """For processes that send tasks and read results by key, never by AsyncResult.get().
+
+    Celery's Redis backend subscribes to every sent task's result channel so that
+    ``.get()`` can wait on it; a process that never reads that subscription only
+    grows an unread buffer in Redis until Redis drops the connection.
+    """
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None

@@ -1,0 +1,93 @@
+"""Basic accessibility of the dashboard: names for every control, keyboard-only use."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+CONTROLS = "input, select, textarea, button, a[href], progress, [role=img], [role=log]"
+# How many Tab presses may be needed to reach a control before the test gives up.
+MAX_TABS = 60
+
+
+def visible_controls_without_a_name(page: Page) -> list[str]:
+    missing = []
+    for control in page.locator(CONTROLS).all():
+        if not control.is_visible():
+            continue
+        try:
+            expect(control).to_have_accessible_name(re.compile(r"\S"), timeout=1)
+        except AssertionError:
+            missing.append(control.evaluate("e => e.outerHTML.slice(0, 160)"))
+    return missing
+
+
+def tab_to(page: Page, selector: str) -> None:
+    """Press Tab until the element matching selector has the focus."""
+    target = page.locator(selector)
+    for _ in range(MAX_TABS):
+        if target.evaluate("e => e === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} was not reached within {MAX_TABS} Tab presses")
+
+
+def test_every_control_has_a_label_whichever_task_is_chosen(page: Page, web: str) -> None:
+    # Put a task row, a dead letter and a channel on the page, so their controls count too.
+    httpx.post(f"{web}/api/tasks", json={"task": "consume", "args": [1], "countdown": 60})
+    httpx.post(f"{web}/api/channels/a11y.check/messages", json={"data": 1})
+    page.reload()
+    expect(page.locator("#channel-rows tr").first).to_be_visible()
+    expect(page.locator("li.task").first).to_be_visible()
+
+    assert page.evaluate("document.documentElement.lang") == "en"
+    ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids)), "duplicate ids break label and description links"
+
+    select = page.get_by_label("Task", exact=True)
+    for task in select.locator("option").all_inner_texts():
+        select.select_option(task)
+        assert visible_controls_without_a_name(page) == [], f"with {task} chosen"
+
+
+def test_the_submit_form_works_from_the_keyboard_alone(page: Page) -> None:
+    tab_to(page, "#task-select")
+    # Type-ahead chooses an option in a focused select, as a keyboard user would.
+    page.keyboard.type("consume")
+    expect(page.locator("#task-select")).to_have_value("consume")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("number")).to_be_focused()
+    page.keyboard.type("6")
+    page.keyboard.press("Enter")
+
+    status = page.locator("#submit-status")
+    expect(status).to_have_text(re.compile(r"^Submitted consume as [0-9a-f]{8}\."))
+    short_id = status.inner_text().split(" as ")[1].rstrip(".")
+    row = page.locator("li.task", has=page.locator(f'[data-field="link"]:text-is("{short_id}")'))
+    expect(row.locator('[data-field="state"]')).to_have_text("SUCCESS")
+    expect(row.locator('[data-field="result"]')).to_contain_text('"consumed": 6')
+
+    # The submit button is reachable by Tab, and a bad value is reported by focus.
+    page.get_by_label("number").fill("")
+    tab_to(page, "#submit-form button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(page.locator("#param-consume-number-error")).to_have_text("'number' is required")
+    expect(page.get_by_label("number")).to_be_focused()
+
+
+def test_the_revoke_button_works_from_the_keyboard(page: Page, web: str) -> None:
+    task_id = httpx.post(
+        f"{web}/api/tasks", json={"task": "consume", "args": [2], "countdown": 120}
+    ).json()["id"]
+    page.reload()
+    button = page.get_by_role("button", name=f"Revoke consume {task_id[:8]}")
+    tab_to(page, f'li.task[data-task-id="{task_id}"] button[data-action="revoke"]')
+    page.keyboard.press("Enter")
+    row = page.locator(f'li.task[data-task-id="{task_id}"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("REVOKED")
+    expect(button).to_be_hidden()

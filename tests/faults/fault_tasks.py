@@ -1,0 +1,31 @@
+"""Tasks that misbehave on purpose, loaded only by the fault suite's workers
+(``--include tests.faults.fault_tasks``) and by the tests that submit them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from tasks.declare import http_task
+
+
+@http_task()
+def crash_worker() -> None:
+    """Kill the process that runs it, every time: a poison task."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@http_task()
+def record_run(marker_dir: str, name: str, seconds: float = 0.0) -> int:
+    """Append one line per run to marker_dir/name after `seconds`; return the pid.
+
+    A test counts the lines to know how often the task really ran.
+    """
+    with Path(marker_dir, f"{name}.started").open("a") as started:
+        started.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    with Path(marker_dir, name).open("a") as marker:
+        marker.write(f"{os.getpid()} {time.time()}\n")
+    return os.getpid()

@@ -1,0 +1,98 @@
+"""The registry reads parameters from signatures and validates calls against them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+
+from tasks import registry
+from tasks.errors import InvalidArgument
+from tasks.registry import Bounds
+
+
+def resize(
+    image: str, width: Annotated[int, Bounds(minimum=1, maximum=4096)] = 800, sharp: bool = False
+) -> None:
+    """Resize an image."""
+
+
+SPEC = registry.spec_from_function(
+    resize, name="resize", celery_name="x.resize", queue="tasks", bound=False
+)
+
+
+def test_parameters_come_from_the_signature_with_their_bounds_and_defaults() -> None:
+    assert [p.to_json() for p in SPEC.params] == [
+        {"name": "image", "type": "string", "required": True},
+        {
+            "name": "width",
+            "type": "integer",
+            "required": False,
+            "default": 800,
+            "minimum": 1,
+            "maximum": 4096,
+        },
+        {"name": "sharp", "type": "boolean", "required": False, "default": False},
+    ]
+    assert SPEC.description == "Resize an image."
+
+
+def test_a_call_is_bound_to_keyword_arguments_with_defaults_filled_in() -> None:
+    assert SPEC.bind(["cat.png"], {"sharp": True}) == {
+        "image": "cat.png",
+        "width": 800,
+        "sharp": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "field", "words"),
+    [
+        ([], {}, "image", "is required"),
+        ([1], {}, "image", "must be a string, got integer"),
+        (["a"], {"width": 0}, "width", "at least 1"),
+        (["a"], {"width": 5000}, "width", "at most 4096"),
+        (["a"], {"width": 2.5}, "width", "must be an integer, got number"),
+        (["a"], {"width": True}, "width", "got boolean"),
+        (["a"], {"height": 3}, "height", "no parameter 'height'"),
+        (["a"], {"image": "b"}, "image", "given twice"),
+        (["a", 1, True, "extra"], {}, "args", "at most 3 arguments"),
+        (["x" * 10_001], {}, "image", "at most 10000 long"),
+    ],
+)
+def test_a_bad_call_names_the_field_and_says_what_is_wrong(
+    args: list[object], kwargs: dict[str, object], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        SPEC.bind(args, kwargs)
+    assert raised.value.field == field
+    assert words in raised.value.message
+
+
+def test_a_number_parameter_takes_integers_but_not_infinity() -> None:
+    def scale(factor: float) -> None: ...
+
+    spec = registry.spec_from_function(
+        scale, name="scale", celery_name="x.scale", queue="tasks", bound=False
+    )
+    assert spec.bind([2], {}) == {"factor": 2}
+    with pytest.raises(InvalidArgument, match="finite"):
+        spec.bind([float("inf")], {})
+
+
+def test_a_parameter_without_a_json_type_is_refused_at_declaration() -> None:
+    def bad(when: object) -> None: ...
+
+    with pytest.raises(TypeError, match="not a JSON type"):
+        registry.spec_from_function(
+            bad, name="bad", celery_name="x.bad", queue="tasks", bound=False
+        )
+
+
+def test_the_shipped_tasks_are_registered() -> None:
+    import tasks  # noqa: F401  (declares the tasks)
+
+    assert {"consume", "long_task", "flaky", "always_fails", "noop"} <= {
+        s.name for s in registry.all_specs()
+    }

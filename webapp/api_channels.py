@@ -1,0 +1,119 @@
+"""The channels API: publish, list, read history, and follow channels or patterns live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from tasks import channel_cursor, channels
+from tasks.channel_cursor import Cursor
+from tasks.channels import InvalidChannel
+from webapp import channel_publish, channel_views, sse
+from webapp.channel_metrics import METRICS
+from webapp.channel_stream import ChannelStream
+from webapp.errors import BadRequest, error_response
+from webapp.hub import Hub, Selector
+from webapp.jsonbody import read_json_object
+from webapp.services import services
+
+bp = Blueprint("channels_api", __name__, url_prefix="/api")
+
+# Most messages one GET .../messages answers, and the default.
+HISTORY_MAX = 1_000
+HISTORY_DEFAULT = 100
+# A client that has not taken a write for this long is disconnected, in seconds,
+# so one that stopped reading cannot hold a server thread for ever.
+SSE_WRITE_TIMEOUT_S = 30.0
+HUB_EXTENSION_KEY = "taskrelay.hub"
+
+
+def init_hub(app: Flask) -> Hub:
+    hub = Hub(
+        app.config["REDIS_URL"],
+        METRICS,
+        buffer_messages=int(app.config.get("SSE_BUFFER_MESSAGES", 1_000)),
+    )
+    app.extensions[HUB_EXTENSION_KEY] = hub
+    return hub
+
+
+def hub() -> Hub:
+    found: Hub = current_app.extensions[HUB_EXTENSION_KEY]
+    return found
+
+
+@bp.errorhandler(InvalidChannel)
+def invalid_channel(error: InvalidChannel) -> Response:
+    return error_response(BadRequest.status, BadRequest.code, error.message, error.field)
+
+
+@bp.post("/channels/<channel>/messages")
+def publish_message(channel: str) -> Response:
+    channels.check_name(channel)
+    data = channel_publish.parse_body(read_json_object())
+    response = jsonify(channel_publish.publish_here(channel, data))
+    response.status_code = 202
+    return response
+
+
+@bp.get("/channels")
+def list_channels() -> Response:
+    return jsonify(channel_views.listing(services().redis))
+
+
+@bp.get("/channels/<channel>/messages")
+def channel_history(channel: str) -> Response:
+    channels.check_name(channel)
+    after = request.args.get("after") or None
+    if after is not None:
+        channels.check_message_id(after, field="after")
+    limit = _limit()
+    return jsonify(channel_views.history(services().redis, channel, after, limit))
+
+
+@bp.get("/channels/<channel>/events")
+def channel_events(channel: str) -> Response:
+    channels.check_name(channel)
+    cursor, gap = channel_cursor.resume_channel(hub().client, channel, _last_event_id())
+    return _stream(Selector(channel=channel), cursor, gap)
+
+
+@bp.get("/events")
+def pattern_events() -> Response:
+    raw = request.args.get("pattern")
+    if not raw:
+        raise BadRequest("give a channel pattern, such as ?pattern=news.*", field="pattern")
+    pattern = channels.parse_pattern(raw)
+    cursor, gap = channel_cursor.resume_pattern(hub().client, pattern, _last_event_id())
+    return _stream(Selector(pattern=pattern), cursor, gap)
+
+
+def _stream(selector: Selector, cursor: Cursor, gap: dict[str, Any] | None) -> Response:
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(float(current_app.config.get("SSE_WRITE_TIMEOUT_S", SSE_WRITE_TIMEOUT_S)))
+    follower = ChannelStream(
+        client=hub().client,
+        hub=hub(),
+        metrics=METRICS,
+        selector=selector,
+        cursor=cursor,
+        heartbeat_s=current_app.config["SSE_HEARTBEAT_S"],
+        gap=gap,
+    )
+    return sse.stream(follower.events())
+
+
+def _last_event_id() -> str | None:
+    given = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
+    return None if given is None else channels.check_message_id(given.strip())
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return HISTORY_DEFAULT
+    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
+        raise BadRequest(f"'limit' must be an integer from 1 to {HISTORY_MAX}", field="limit")
+    return int(raw)

@@ -1,0 +1,64 @@
+"""GET /metrics: Prometheus text for the whole cluster's tasks and this process's streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from tasks import metrics
+from webapp.queues import queue_depths
+from webapp.services import Services, services
+
+bp = Blueprint("metrics", __name__)
+
+_EVENT_HELP = {
+    metrics.SUBMITTED: "Tasks accepted by the API",
+    metrics.SUCCEEDED: "Tasks that ended in SUCCESS",
+    metrics.FAILED: "Tasks that ended in FAILURE",
+    metrics.RETRIED: "Task attempts that asked for a retry",
+    metrics.REVOKED: "Tasks revoked before or while running",
+}
+
+
+class TaskCollector(Collector):
+    """Reads the cluster-wide figures from Redis at scrape time."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = metrics.read(self.svc.redis)
+        for event, help_text in _EVENT_HELP.items():
+            family = CounterMetricFamily(f"taskrelay_tasks_{event}", help_text, labels=["task"])
+            for (task, counted), value in sorted(snapshot.events.items()):
+                if counted == event:
+                    family.add_metric([task], value)
+            yield family
+        runtime = HistogramMetricFamily(
+            "taskrelay_task_runtime_seconds", "Time from a task's start to its end", labels=["task"]
+        )
+        for task, histogram in sorted(snapshot.runtimes.items()):
+            runtime.add_metric([task], histogram.cumulative(), histogram.total_s)
+        yield runtime
+        depth = GaugeMetricFamily(
+            "taskrelay_queue_depth", "Messages waiting in a queue", labels=["queue"]
+        )
+        for queue, waiting in queue_depths(self.svc.redis).items():
+            depth.add_metric([queue], waiting)
+        yield depth
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TaskCollector(services()))
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,96 @@
+"""One SSE client of channel messages: history from the stream, then the live feed.
+
+The client subscribes to the hub before it reads the stream, so nothing can fall
+between the two; a cursor of the last position seen per channel drops whatever
+both of them hand over, so nothing arrives twice and order holds per channel.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+
+from tasks import channel_cursor, channel_log
+from tasks.channel_cursor import Cursor
+from tasks.channels import Delivery
+from webapp import sse
+from webapp.channel_metrics import ChannelMetrics
+from webapp.errors import UNREACHABLE
+from webapp.hub import RESYNC, STOP, Hub, Selector, Subscription
+
+# How long a client waits for Redis while catching up before it is told to
+# reconnect (it then resumes with Last-Event-ID, so nothing is lost).
+CATCH_UP_PATIENCE_S = 30.0
+CATCH_UP_RETRY_S = 0.5
+
+
+def frame(delivery: Delivery) -> str:
+    return f"id: {delivery.message_id}\nevent: message\ndata: {delivery.envelope_json}\n\n"
+
+
+@dataclass
+class ChannelStream:
+    client: redis.Redis
+    hub: Hub
+    metrics: ChannelMetrics
+    selector: Selector
+    cursor: Cursor
+    heartbeat_s: float
+    gap: dict[str, object] | None = None
+
+    def events(self) -> Iterator[str]:
+        subscription = self.hub.subscribe(self.selector)
+        try:
+            if self.gap is not None:
+                yield sse.event("gap", self.gap)
+            yield from self._catch_up()
+            yield from self._live(subscription)
+        except _Reconnect:
+            yield sse.retry_hint()
+        finally:
+            self.hub.unsubscribe(subscription)
+
+    def _live(self, subscription: Subscription) -> Iterator[str]:
+        while True:
+            if subscription.cut_off or subscription.stopped:
+                # Too slow to keep up, or the server is stopping: the client
+                # reconnects with Last-Event-ID and the stream fills the rest.
+                raise _Reconnect
+            item = subscription.next(self.heartbeat_s)
+            if item is None:
+                yield sse.KEEPALIVE
+            elif item is RESYNC:
+                yield from self._catch_up()
+            elif item is STOP:
+                raise _Reconnect
+            elif isinstance(item, Delivery) and self.cursor.take(item):
+                yield frame(item)
+                self.metrics.delivered(item.channel)
+
+    def _catch_up(self) -> Iterator[str]:
+        deadline = time.monotonic() + CATCH_UP_PATIENCE_S
+        while True:
+            try:
+                for channel in self._channels():
+                    for delivery in channel_log.read_after(
+                        self.client, channel, self.cursor.after(channel)
+                    ):
+                        if self.cursor.take(delivery):
+                            yield frame(delivery)
+                            self.metrics.delivered(channel)
+                return
+            except UNREACHABLE:
+                if time.monotonic() > deadline:
+                    raise _Reconnect from None
+                yield sse.KEEPALIVE
+                time.sleep(CATCH_UP_RETRY_S)
+
+    def _channels(self) -> list[str]:
+        return channel_cursor.channels_of(self.client, self.selector.channel, self.selector.pattern)
+
+
+class _Reconnect(Exception):
+    """Ends a stream with a retry hint."""

@@ -1,0 +1,48 @@
+"""Reading channels for the API: the list with subscriber counts, and the history."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from tasks import channel_log, channels
+from tasks.channels import Position
+from webapp.channel_metrics import subscriber_counts
+
+
+def history(client: redis.Redis, channel: str, after: str | None, limit: int) -> dict[str, Any]:
+    """Retained messages, oldest first; `gap` when `after` is no longer retained."""
+    start: Position = channels.START
+    gap = False
+    if after is not None:
+        position = channel_log.position_of(client, channel, after)
+        gap = position is None
+        start = position or channels.START
+    deliveries = list(channel_log.read_after(client, channel, start, limit=limit))
+    return {
+        "channel": channel,
+        "messages": [json.loads(d.envelope_json) for d in deliveries],
+        "gap": gap,
+    }
+
+
+def listing(client: redis.Redis) -> list[dict[str, Any]]:
+    names = channel_log.known_channels(client)
+    counts = subscriber_counts(client)
+    patterns = [
+        (channels.parse_pattern(label.removeprefix("pattern:")), n)
+        for label, n in counts.items()
+        if label.startswith("pattern:")
+    ]
+    return [
+        {
+            "name": summary.name,
+            "length": summary.length,
+            "last_id": summary.last_id,
+            "subscribers": counts.get(summary.name, 0)
+            + sum(n for pattern, n in patterns if pattern.matches(summary.name)),
+        }
+        for summary in channel_log.summaries(client, names)
+    ]

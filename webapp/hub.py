@@ -1,0 +1,300 @@
+"""The hub: one Redis pattern subscription per web process, fanned out to its SSE clients.
+
+One thread owns the subscription. It hands each message to the bounded buffer
+of every subscriber that hears the channel, never waiting for a slow one: a
+full buffer marks its subscriber cut off instead. After every (re)subscription
+it tells each subscriber to resynchronize from the stream, which fills any gap
+left while Redis was unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from tasks import channels, connections, keys
+from tasks.channels import Delivery, Pattern
+from webapp.channel_metrics import ChannelMetrics
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUFFER_MESSAGES = 1_000
+# How long one wait for a pub/sub message lasts; bounds how late stop() is noticed.
+POLL_INTERVAL_S = 1.0
+RECONNECT_BACKOFF_MIN_S = 0.1
+RECONNECT_BACKOFF_MAX_S = 5.0
+# Subscriber counts and new delivery counts are written to Redis this often
+# (channel_metrics.BEAT_TTL_S is how long they outlive a stopped process).
+BEAT_INTERVAL_S = 2.0
+# A change of subscribers is written sooner, but not more often than this.
+BEAT_MIN_GAP_S = 0.25
+STOP_TIMEOUT_S = 5.0
+# Connections the hub's client opens at most: one for the subscription, the rest
+# shared by the SSE clients' history reads. A read waits up to POOL_WAIT_S for a
+# free connection, so a burst of thousands of clients (gevent) queues instead of
+# failing, and Redis never sees more than this many connections per process.
+POOL_MAX_CONNECTIONS = 64
+POOL_WAIT_S = 10.0
+
+_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class Resync:
+    """Marker: the subscription was (re)established; read the stream for what was missed."""
+
+
+class Stop:
+    """Marker: the hub stopped; end the stream with a hint to reconnect."""
+
+
+RESYNC = Resync()
+STOP = Stop()
+Item = Delivery | Resync | Stop
+
+
+@dataclass(frozen=True)
+class Selector:
+    """What a subscriber hears: one channel, or every channel matching a pattern."""
+
+    channel: str | None = None
+    pattern: Pattern | None = None
+
+    def matches(self, channel: str) -> bool:
+        if self.pattern is not None:
+            return self.pattern.matches(channel)
+        return channel == self.channel
+
+    @property
+    def label(self) -> str:
+        return f"pattern:{self.pattern.text}" if self.pattern is not None else str(self.channel)
+
+
+@dataclass(eq=False)
+class Subscription:
+    selector: Selector
+    capacity: int
+    cut_off: bool = False  # its buffer filled: end the stream, the client resumes
+    stopped: bool = False
+    _queue: queue.Queue[Item] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._queue = queue.Queue(maxsize=self.capacity)
+
+    def offer(self, item: Item) -> bool:
+        if self.cut_off:
+            return False
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.cut_off = True
+            return False
+        return True
+
+    def next(self, timeout_s: float) -> Item | None:
+        try:
+            return self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.offer(STOP)
+
+
+class Hub:
+    def __init__(
+        self,
+        redis_url: str,
+        metrics: ChannelMetrics,
+        *,
+        buffer_messages: int = DEFAULT_BUFFER_MESSAGES,
+    ) -> None:
+        self.redis_url = redis_url
+        self.metrics = metrics
+        self.buffer_messages = buffer_messages
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._by_channel: dict[str, tuple[Subscription, ...]] = {}
+        self._by_pattern: tuple[Subscription, ...] = ()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client = _make_client(redis_url)
+        self._counts_changed = True
+        self.hub_id = ""
+
+    # -- subscribers (any thread) --
+
+    def subscribe(self, selector: Selector) -> Subscription:
+        self._ensure_started()
+        subscription = Subscription(selector, self.buffer_messages)
+        with self._lock:
+            if selector.pattern is not None:
+                self._by_pattern = (*self._by_pattern, subscription)
+            else:
+                name = str(selector.channel)
+                self._by_channel[name] = (*self._by_channel.get(name, ()), subscription)
+            self._counts_changed = True
+        self.metrics.subscribed(selector.label, +1)
+        if self._stopping.is_set():
+            subscription.stop()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        selector = subscription.selector
+        with self._lock:
+            if selector.pattern is not None:
+                self._by_pattern = tuple(s for s in self._by_pattern if s is not subscription)
+            else:
+                name = str(selector.channel)
+                rest = tuple(s for s in self._by_channel.get(name, ()) if s is not subscription)
+                if rest:
+                    self._by_channel[name] = rest
+                else:
+                    self._by_channel.pop(name, None)
+            self._counts_changed = True
+        self.metrics.subscribed(selector.label, -1)
+
+    def subscriber_counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = {name: len(subs) for name, subs in self._by_channel.items()}
+            for subscription in self._by_pattern:
+                label = subscription.selector.label
+                counts[label] = counts.get(label, 0) + 1
+        return counts
+
+    # -- lifecycle --
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            if self._stopping.is_set():
+                return
+            # Started lazily, in the process that serves: a thread does not survive a fork.
+            self.hub_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._thread = threading.Thread(target=self._run, name="channel-hub", daemon=True)
+            self._thread.start()
+
+    def request_stop(self) -> None:
+        """End every stream with a reconnect hint; never blocks, so a signal handler may call it."""
+        self._stopping.set()
+        # Read without the lock: the tuples are replaced whole, never changed.
+        everyone = [s for subs in list(self._by_channel.values()) for s in subs]
+        for subscription in (*everyone, *self._by_pattern):
+            subscription.stop()
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """End every stream, then stop and join the thread."""
+        self.request_stop()
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            self._close_client()  # the thread, had it run, would close it
+        elif thread is not threading.current_thread():
+            thread.join(timeout_s)
+
+    # -- the hub thread --
+
+    def _run(self) -> None:
+        backoff_s = RECONNECT_BACKOFF_MIN_S
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+                backoff_s = RECONNECT_BACKOFF_MIN_S
+            except _ERRORS as error:
+                logger.warning(
+                    "channel hub lost Redis (%s); reconnecting in %.1f s", error, backoff_s
+                )
+            except Exception:
+                # The loop boundary: whatever went wrong, keep serving after a pause.
+                logger.exception("channel hub failed; restarting in %.1f s", backoff_s)
+            self.connected.clear()
+            if self._stopping.wait(backoff_s):
+                break
+            backoff_s = min(backoff_s * 2, RECONNECT_BACKOFF_MAX_S)
+        self._forget_beat(self.client)
+        self._close_client()
+
+    def _close_client(self) -> None:
+        self.client.close()
+        # A pool handed to the client is not closed with it.
+        self.client.connection_pool.disconnect()
+
+    def _listen(self) -> None:
+        pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.psubscribe(keys.CHANNEL_PUBSUB_PREFIX + "*")
+            last_beat = 0.0
+            while not self._stopping.is_set():
+                message = pubsub.get_message(timeout=POLL_INTERVAL_S)
+                if message is not None:
+                    self._handle(message)
+                since = time.monotonic() - last_beat
+                if since >= BEAT_INTERVAL_S or (self._counts_changed and since >= BEAT_MIN_GAP_S):
+                    self._beat(self.client)
+                    last_beat = time.monotonic()
+        finally:
+            pubsub.close()
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "psubscribe":
+            self.connected.set()
+            self._broadcast(RESYNC)
+        elif kind == "pmessage":
+            channel = channels.channel_of_pubsub(message["channel"])
+            try:
+                delivery = channels.from_payload(channel, message["data"])
+            except (ValueError, KeyError, TypeError):
+                logger.warning("ignored a malformed message on channel %r", channel[:80])
+                return
+            self._dispatch(delivery)
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        exact = self._by_channel.get(delivery.channel, ())
+        for subscription in (*exact, *self._by_pattern):
+            if subscription.selector.matches(delivery.channel) and not subscription.offer(delivery):
+                self.metrics.dropped(delivery.channel)
+
+    def _broadcast(self, item: Item) -> None:
+        with self._lock:
+            everyone = [s for subs in self._by_channel.values() for s in subs]
+            everyone += self._by_pattern
+        for subscription in everyone:
+            subscription.offer(item)
+
+    def _beat(self, client: redis.Redis) -> None:
+        self._counts_changed = False
+        with client.pipeline(transaction=True) as pipe:
+            self.metrics.beat(pipe, self.hub_id, self.subscriber_counts())
+            pipe.execute()
+
+    def _forget_beat(self, client: redis.Redis) -> None:
+        if not self.hub_id:
+            return
+        try:
+            client.delete(keys.hub_subscribers(self.hub_id))
+            client.zrem(keys.HUB_INDEX, self.hub_id)
+        except _ERRORS:
+            logger.info("could not remove this hub's subscriber counts; they expire")
+
+
+def _make_client(url: str) -> redis.Redis:
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_MAX_CONNECTIONS,
+        timeout=POOL_WAIT_S,
+        socket_connect_timeout=connections.SOCKET_CONNECT_TIMEOUT_S,
+        socket_timeout=connections.SOCKET_TIMEOUT_S,
+        health_check_interval=connections.HEALTH_CHECK_INTERVAL_S,
+    )
+    return redis.Redis(connection_pool=pool)

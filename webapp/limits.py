@@ -1,0 +1,34 @@
+"""Rate limits on the mutating API, counted in Redis so every web process shares them."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from webapp.auth import MUTATING_METHODS
+
+
+def _not_limited() -> bool:
+    return request.method not in MUTATING_METHODS or not request.path.startswith("/api/")
+
+
+def install(app: Flask) -> Limiter | None:
+    """Limit each client's POST/DELETE calls when RATE_LIMIT is set, e.g. "100/second"."""
+    rate = app.config.get("RATE_LIMIT") or ""
+    if not rate:
+        return None
+    return Limiter(
+        get_remote_address,
+        app=app,
+        default_limits=[rate],
+        default_limits_exempt_when=_not_limited,
+        storage_uri=app.config["REDIS_URL"],
+        strategy="fixed-window",
+        # Retry-After and X-RateLimit-* tell a client when to come back.
+        headers_enabled=True,
+        # A limiter that cannot reach Redis lets requests through: the submit path
+        # then answers 503 by itself, with nothing enqueued.
+        swallow_errors=True,
+        key_prefix="taskrelay:ratelimit",
+    )

@@ -1,0 +1,768 @@
+// The dashboard's behaviour: forms that speak the JSON API, live task state and
+// channel messages over Server-Sent Events, and a small throughput chart.
+// Plain browser JavaScript with no dependencies; data is only ever inserted as
+// text, never as markup.
+(function () {
+  "use strict";
+
+  var TERMINAL_STATES = ["SUCCESS", "FAILURE", "REVOKED"];
+  // Browsers open at most six connections per host over HTTP/1.1; task streams
+  // may use three, leaving room for the channel view and ordinary requests.
+  var MAX_TASK_STREAMS = 3;
+  var MAX_TASK_ROWS = 50;
+  var MAX_CHANNEL_MESSAGES = 200;
+  var HISTORY_PAGE_SIZE = 100;
+  var HISTORY_MAX_PAGES = 10;
+  var STATS_INTERVAL_MS = 5000;
+  var RECONNECT_MIN_MS = 1000;
+  var RECONNECT_MAX_MS = 30000;
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  function $(selector, root) {
+    return (root || document).querySelector(selector);
+  }
+
+  function $all(selector, root) {
+    return Array.prototype.slice.call((root || document).querySelectorAll(selector));
+  }
+
+  function isTerminal(state) {
+    return TERMINAL_STATES.indexOf(state) !== -1;
+  }
+
+  function setText(element, text) {
+    if (element) element.textContent = text == null ? "" : String(text);
+  }
+
+  function show(element, visible) {
+    if (element) element.hidden = !visible;
+  }
+
+  function prettyJson(value) {
+    return JSON.stringify(value, null, 2);
+  }
+
+  // ---- the JSON API ------------------------------------------------------
+
+  function apiToken() {
+    var input = $("#api-token");
+    if (!input) return "";
+    if (input.value) sessionStorage.setItem("taskrelay-api-token", input.value);
+    return input.value || sessionStorage.getItem("taskrelay-api-token") || "";
+  }
+
+  function api(method, path, body) {
+    var headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    var token = apiToken();
+    if (token) headers.Authorization = "Bearer " + token;
+    var options = { method: method, headers: headers, credentials: "same-origin" };
+    if (body !== undefined) options.body = JSON.stringify(body);
+    return fetch(path, options).then(
+      function (response) {
+        if (response.status === 204) return { ok: true, status: 204, body: null };
+        return response.json().then(
+          function (payload) {
+            return { ok: response.ok, status: response.status, body: payload };
+          },
+          function () {
+            return { ok: response.ok, status: response.status, body: null };
+          }
+        );
+      },
+      function () {
+        return {
+          ok: false,
+          status: 0,
+          body: { error: { code: "network", message: "The server cannot be reached; try again shortly." } },
+        };
+      }
+    );
+  }
+
+  function errorOf(answer) {
+    var error = answer.body && answer.body.error;
+    if (error && error.message) return error;
+    return { code: "http_" + answer.status, message: "The server answered " + answer.status + "." };
+  }
+
+  // ---- field errors --------------------------------------------------------
+
+  function clearFieldErrors(form) {
+    $all(".field-error", form).forEach(function (box) {
+      box.hidden = true;
+      box.textContent = "";
+    });
+    $all("[aria-invalid]", form).forEach(function (control) {
+      control.removeAttribute("aria-invalid");
+    });
+  }
+
+  // Shows the API's message beside the field it names; returns false when the
+  // form has no such field, so the caller shows it as a form-level message.
+  function showFieldError(scopes, fieldName, message) {
+    for (var i = 0; i < scopes.length; i++) {
+      var box = $all(".field-error", scopes[i]).filter(function (candidate) {
+        return candidate.dataset.errorFor === fieldName;
+      })[0];
+      if (!box) continue;
+      box.textContent = message;
+      box.hidden = false;
+      var control = box.parentElement.querySelector("input, select, textarea");
+      if (control) {
+        control.setAttribute("aria-invalid", "true");
+        control.focus();
+      }
+      return true;
+    }
+    return false;
+  }
+
+  // ---- recent tasks ----------------------------------------------------------
+
+  var taskList = $("#task-list");
+  var streams = {}; // task id -> EventSource
+  var streamCount = 0;
+  var waitingForStream = []; // task ids, oldest first
+
+  function taskRow(taskId) {
+    return $all("li.task", taskList).filter(function (row) {
+      return row.dataset.taskId === taskId;
+    })[0];
+  }
+
+  function ensureTaskRow(doc) {
+    var row = taskRow(doc.id);
+    if (row) return row;
+    row = $("#task-template").content.firstElementChild.cloneNode(true);
+    row.dataset.taskId = doc.id;
+    taskList.insertBefore(row, taskList.firstElementChild);
+    while (taskList.children.length > MAX_TASK_ROWS) {
+      var oldest = taskList.lastElementChild;
+      stopWatching(oldest.dataset.taskId);
+      taskList.removeChild(oldest);
+    }
+    show($("#task-list-empty"), false);
+    return row;
+  }
+
+  function progressPercent(doc) {
+    if (doc.state === "SUCCESS") return 100;
+    var progress = doc.progress || {};
+    if (typeof progress.current !== "number" || typeof progress.total !== "number" || progress.total <= 0) {
+      return 0;
+    }
+    return Math.max(0, Math.min(100, Math.round((progress.current / progress.total) * 100)));
+  }
+
+  function field(row, name) {
+    return row.querySelector('[data-field="' + name + '"]');
+  }
+
+  function applyTask(doc) {
+    var row = ensureTaskRow(doc);
+    var shortId = doc.id.slice(0, 8);
+    var label = (doc.task || "task") + " " + shortId;
+    var wasDeadLetter = row.dataset.deadLetter === "true";
+    row.dataset.state = doc.state;
+    row.dataset.deadLetter = doc.dead_letter ? "true" : "false";
+    setText(field(row, "name"), doc.task);
+    var link = field(row, "link");
+    link.href = "/api/tasks/" + encodeURIComponent(doc.id);
+    setText(link, shortId);
+    var state = field(row, "state");
+    state.dataset.state = doc.state;
+    setText(state, doc.state);
+    setText(field(row, "retries"), "retries: " + (doc.retries || 0));
+    show(field(row, "dead-letter"), Boolean(doc.dead_letter));
+
+    var percent = progressPercent(doc);
+    var bar = field(row, "bar");
+    bar.value = percent;
+    bar.setAttribute("aria-label", "Progress of " + label);
+    var message = doc.progress && doc.progress.message;
+    setText(field(row, "progress-text"), percent + "%" + (message ? ", " + message : ""));
+
+    var result = field(row, "result");
+    show(result, doc.state === "SUCCESS");
+    setText(result, doc.state === "SUCCESS" ? prettyJson(doc.result) : "");
+
+    var error = doc.error;
+    show(field(row, "error"), Boolean(error));
+    setText(field(row, "error-message"), error ? error.type + ": " + error.message : "");
+    show(field(row, "traceback-box"), Boolean(error && error.traceback));
+    setText(field(row, "traceback"), (error && error.traceback) || "");
+
+    var revoke = row.querySelector('[data-action="revoke"]');
+    revoke.setAttribute("aria-label", "Revoke " + label);
+    show(revoke, !isTerminal(doc.state));
+    if (doc.dead_letter && !wasDeadLetter) refreshDeadLetters();
+  }
+
+  function watchTask(taskId) {
+    if (streams[taskId] || waitingForStream.indexOf(taskId) !== -1) return;
+    waitingForStream.push(taskId);
+    openWaitingStreams();
+  }
+
+  function openWaitingStreams() {
+    while (streamCount < MAX_TASK_STREAMS && waitingForStream.length) {
+      openTaskStream(waitingForStream.shift());
+    }
+  }
+
+  function openTaskStream(taskId) {
+    // The first event is the current state, so a stream opened late (or again,
+    // after the browser reconnects it) never misses the end of a task.
+    var source = new EventSource("/api/tasks/" + encodeURIComponent(taskId) + "/events");
+    streams[taskId] = source;
+    streamCount += 1;
+    source.addEventListener("state", function (event) {
+      var doc = JSON.parse(event.data);
+      applyTask(doc);
+      if (isTerminal(doc.state)) stopWatching(taskId);
+    });
+    source.addEventListener("error", function () {
+      // CONNECTING means the browser retries by itself; CLOSED means it gave up
+      // (the task is unknown), so the slot goes to the next task.
+      if (source.readyState === EventSource.CLOSED) stopWatching(taskId);
+    });
+  }
+
+  function stopWatching(taskId) {
+    var queued = waitingForStream.indexOf(taskId);
+    if (queued !== -1) waitingForStream.splice(queued, 1);
+    var source = streams[taskId];
+    if (!source) return;
+    source.close();
+    delete streams[taskId];
+    streamCount -= 1;
+    openWaitingStreams();
+  }
+
+  function watchUnfinishedTasks() {
+    // Oldest first: those are nearest the front of the queue.
+    $all("li.task", taskList)
+      .reverse()
+      .forEach(function (row) {
+        if (!isTerminal(row.dataset.state)) watchTask(row.dataset.taskId);
+      });
+  }
+
+  function revokeTask(row) {
+    var status = field(row, "row-status");
+    setText(status, "Revoking…");
+    api("DELETE", "/api/tasks/" + encodeURIComponent(row.dataset.taskId)).then(function (answer) {
+      if (answer.ok) {
+        setText(status, "");
+        applyTask(answer.body);
+      } else {
+        setText(status, errorOf(answer).message);
+      }
+    });
+  }
+
+  function refreshTask(taskId) {
+    api("GET", "/api/tasks/" + encodeURIComponent(taskId)).then(function (answer) {
+      if (answer.ok) applyTask(answer.body);
+    });
+  }
+
+  function addTasksSubmittedElsewhere() {
+    api("GET", "/api/tasks?limit=20").then(function (answer) {
+      if (!answer.ok) return;
+      answer.body.tasks
+        .slice()
+        .reverse()
+        .forEach(function (doc) {
+          if (taskRow(doc.id)) return;
+          applyTask(doc);
+          if (!isTerminal(doc.state)) watchTask(doc.id);
+        });
+    });
+  }
+
+  // ---- the submit form ---------------------------------------------------------
+
+  var submitForm = $("#submit-form");
+  var taskSelect = $("#task-select");
+
+  function selectedParams() {
+    return $all("fieldset.params[data-task]", submitForm).filter(function (set) {
+      return set.dataset.task === taskSelect.value;
+    })[0];
+  }
+
+  function showSelectedParams() {
+    $all("fieldset.params[data-task]", submitForm).forEach(function (set) {
+      var selected = set.dataset.task === taskSelect.value;
+      set.hidden = !selected;
+      set.disabled = !selected; // hidden fields leave the tab order too
+    });
+  }
+
+  // The API is the one judge of a value: anything that is not plainly a number
+  // or JSON goes as the text typed, and the API's error says what is wrong.
+  function readValue(control) {
+    var type = control.dataset.type;
+    if (type === "boolean") return { value: control.checked };
+    var text = control.value.trim();
+    if (text === "") return { omit: true };
+    if (type === "integer" || type === "number") {
+      var number = Number(text);
+      return { value: Number.isFinite(number) ? number : control.value };
+    }
+    if (type === "array" || type === "object") {
+      try {
+        return { value: JSON.parse(text) };
+      } catch (notJson) {
+        return { value: control.value };
+      }
+    }
+    return { value: control.value };
+  }
+
+  function submissionBody() {
+    var body = { task: taskSelect.value, kwargs: {} };
+    var params = selectedParams();
+    if (params) {
+      $all("input, textarea, select", params).forEach(function (control) {
+        var read = readValue(control);
+        if (!read.omit) body.kwargs[control.name] = read.value;
+      });
+    }
+    ["#submit-countdown", "#submit-priority"].forEach(function (selector) {
+      var control = $(selector);
+      var read = readValue(control);
+      if (!read.omit) body[control.name] = read.value;
+    });
+    return body;
+  }
+
+  function onSubmitTask(event) {
+    event.preventDefault();
+    var status = $("#submit-status");
+    clearFieldErrors(submitForm);
+    setText(status, "Submitting…");
+    var body = submissionBody();
+    api("POST", "/api/tasks", body).then(function (answer) {
+      if (answer.ok) {
+        applyTask(answer.body);
+        watchTask(answer.body.id);
+        setText(status, "Submitted " + answer.body.task + " as " + answer.body.id.slice(0, 8) + ".");
+        return;
+      }
+      var error = errorOf(answer);
+      var shown = error.field && showFieldError([selectedParams(), submitForm], error.field, error.message);
+      setText(status, shown ? "Not submitted: check the highlighted field." : "Not submitted: " + error.message);
+    });
+  }
+
+  // ---- dead letters ------------------------------------------------------------
+
+  var deadLetterList = $("#dead-letter-list");
+
+  function renderDeadLetter(entry) {
+    var item = $("#dead-letter-template").content.firstElementChild.cloneNode(true);
+    var shortId = entry.id.slice(0, 8);
+    var label = entry.task + " " + shortId;
+    item.dataset.deadLetterId = entry.id;
+    setText(field(item, "name"), entry.task);
+    setText(field(item, "id"), shortId);
+    setText(field(item, "retries"), "retries: " + (entry.retries || 0));
+    var failedAt = field(item, "failed-at");
+    failedAt.setAttribute("datetime", entry.failed_at || "");
+    setText(failedAt, entry.failed_at || "");
+    setText(field(item, "error-message"), entry.error ? entry.error.type + ": " + entry.error.message : "");
+    setText(field(item, "arguments"), prettyJson({ args: entry.args, kwargs: entry.kwargs }));
+    setText(field(item, "traceback"), entry.traceback || "");
+    item.querySelector('[data-action="replay"]').setAttribute("aria-label", "Replay " + label);
+    item.querySelector('[data-action="discard"]').setAttribute("aria-label", "Discard " + label);
+    return item;
+  }
+
+  function refreshDeadLetters() {
+    api("GET", "/api/deadletters?limit=20").then(function (answer) {
+      if (!answer.ok) return;
+      var entries = answer.body.dead_letters;
+      deadLetterList.replaceChildren.apply(deadLetterList, entries.map(renderDeadLetter));
+      show($("#dead-letter-empty"), entries.length === 0);
+    });
+  }
+
+  function actOnDeadLetter(item, action) {
+    var id = item.dataset.deadLetterId;
+    var status = $("#dead-letter-status");
+    var request =
+      action === "replay"
+        ? api("POST", "/api/deadletters/" + encodeURIComponent(id) + "/replay", {})
+        : api("DELETE", "/api/deadletters/" + encodeURIComponent(id));
+    request.then(function (answer) {
+      if (!answer.ok) {
+        setText(status, errorOf(answer).message);
+        return;
+      }
+      if (action === "replay") {
+        applyTask(answer.body);
+        watchTask(answer.body.id);
+        setText(status, "Replayed " + id.slice(0, 8) + " as " + answer.body.id.slice(0, 8) + ".");
+      } else {
+        setText(status, "Discarded " + id.slice(0, 8) + ".");
+      }
+      refreshDeadLetters();
+    });
+  }
+
+  // ---- queues and throughput -----------------------------------------------------
+
+  var knownNewestTask = null;
+  var knownDeadLetters = null;
+
+  function svg(name, attributes, text) {
+    var element = document.createElementNS(SVG_NS, name);
+    Object.keys(attributes).forEach(function (key) {
+      element.setAttribute(key, String(attributes[key]));
+    });
+    if (text !== undefined) element.textContent = text;
+    return element;
+  }
+
+  function drawThroughput(throughput) {
+    var chart = $("#throughput-chart");
+    var buckets = throughput.buckets;
+    var width = 320;
+    var height = 140;
+    var left = 28;
+    var bottom = 20;
+    var top = 10;
+    var plotHeight = height - bottom - top;
+    var peak = 1;
+    buckets.forEach(function (bucket) {
+      peak = Math.max(peak, bucket.submitted, bucket.finished);
+    });
+    var slot = (width - left) / buckets.length;
+    var barWidth = Math.max(2, slot / 2 - 2);
+    var parts = [
+      svg("line", { x1: left, y1: top + plotHeight, x2: width, y2: top + plotHeight, class: "axis" }),
+      svg("text", { x: left - 4, y: top + 8, class: "label end" }, String(peak)),
+      svg("text", { x: left - 4, y: top + plotHeight, class: "label end" }, "0"),
+      svg("text", { x: left, y: height - 4, class: "label" }, "-" + (buckets.length - 1) + " min"),
+      svg("text", { x: width, y: height - 4, class: "label end" }, "now"),
+    ];
+    buckets.forEach(function (bucket, index) {
+      var x = left + index * slot + 1;
+      [
+        ["submitted", bucket.submitted, x],
+        ["finished", bucket.finished, x + barWidth + 1],
+      ].forEach(function (bar) {
+        var barHeight = (bar[1] / peak) * plotHeight;
+        var rect = svg("rect", {
+          x: bar[2],
+          y: top + plotHeight - barHeight,
+          width: barWidth,
+          height: barHeight,
+          class: "bar bar-" + bar[0],
+        });
+        rect.appendChild(svg("title", {}, bar[1] + " " + bar[0]));
+        parts.push(rect);
+      });
+    });
+    chart.replaceChildren.apply(chart, parts);
+    var last = buckets[buckets.length - 1];
+    var finished = buckets.map(function (bucket) {
+      return bucket.finished;
+    });
+    setText(
+      $("#throughput-caption"),
+      "Tasks per minute over the last " +
+        buckets.length +
+        " minutes; finished, oldest first: " +
+        finished.join(", ") +
+        ". This minute so far: " +
+        last.submitted +
+        " submitted, " +
+        last.finished +
+        " finished" +
+        (throughput.sampled ? " (finished counts sampled)." : ".")
+    );
+  }
+
+  function renderStats(stats) {
+    var depths = $("#queue-depths");
+    var items = [];
+    stats.queues.forEach(function (queue) {
+      var term = document.createElement("dt");
+      term.textContent = queue.name;
+      var value = document.createElement("dd");
+      value.dataset.queue = queue.name;
+      value.textContent = queue.depth == null ? "unknown" : queue.depth + " waiting";
+      items.push(term, value);
+    });
+    depths.replaceChildren.apply(depths, items);
+    drawThroughput(stats.throughput);
+    var dead = stats.dead_letters;
+    var deadSignature = dead.count + ":" + dead.newest_id;
+    if (deadSignature !== knownDeadLetters) {
+      if (knownDeadLetters !== null) {
+        refreshDeadLetters();
+        // A task is filed as a dead letter just after its FAILURE is stored, so
+        // its row may have ended before the flag was set.
+        if (dead.newest_id && taskRow(dead.newest_id)) refreshTask(dead.newest_id);
+      }
+      knownDeadLetters = deadSignature;
+    }
+    if (stats.newest_task_id && stats.newest_task_id !== knownNewestTask) {
+      if (knownNewestTask !== null && !taskRow(stats.newest_task_id)) addTasksSubmittedElsewhere();
+      knownNewestTask = stats.newest_task_id;
+    }
+  }
+
+  function pollStats() {
+    var next = function () {
+      window.setTimeout(pollStats, STATS_INTERVAL_MS);
+    };
+    if (document.hidden) {
+      next();
+      return;
+    }
+    Promise.all([
+      api("GET", "/api/stats").then(function (answer) {
+        if (answer.ok) renderStats(answer.body);
+      }),
+      refreshChannels(),
+    ]).then(next, next);
+  }
+
+  // ---- channels: list, publish ---------------------------------------------------
+
+  function refreshChannels() {
+    return api("GET", "/api/channels").then(function (answer) {
+      var rows = $("#channel-rows");
+      var empty = $("#channel-empty");
+      if (!answer.ok) {
+        setText(empty, answer.status === 404 ? "Channels are not available on this server." : errorOf(answer).message);
+        show(empty, true);
+        return;
+      }
+      var channels = Array.isArray(answer.body) ? answer.body : answer.body.channels || [];
+      rows.replaceChildren.apply(rows, channels.map(channelRow));
+      setText(empty, "No channels yet: publish a message.");
+      show(empty, channels.length === 0);
+    });
+  }
+
+  function channelRow(channel) {
+    var row = document.createElement("tr");
+    var lastId = channel.last_id ? channel.last_id.slice(0, 8) : "–";
+    [channel.name, channel.length, channel.subscribers, lastId].forEach(function (value, index) {
+      var cell = document.createElement(index === 0 ? "th" : "td");
+      if (index === 0) cell.scope = "row";
+      cell.textContent = value == null ? "" : String(value);
+      row.appendChild(cell);
+    });
+    if (channel.last_id) row.children[3].title = channel.last_id;
+    var actionCell = document.createElement("td");
+    var button = document.createElement("button");
+    button.type = "button";
+    button.dataset.action = "watch";
+    button.dataset.channel = channel.name;
+    button.textContent = "Watch";
+    button.setAttribute("aria-label", "Watch channel " + channel.name);
+    actionCell.appendChild(button);
+    row.appendChild(actionCell);
+    return row;
+  }
+
+  function onPublish(event) {
+    event.preventDefault();
+    var form = event.currentTarget;
+    var status = $("#publish-status");
+    clearFieldErrors(form);
+    var channel = $("#publish-channel").value.trim();
+    var text = $("#publish-data").value;
+    var data;
+    try {
+      data = JSON.parse(text);
+    } catch (notJson) {
+      data = text; // plain text is published as a JSON string
+    }
+    if (!channel) {
+      showFieldError([form], "channel", "Name the channel to publish on.");
+      setText(status, "");
+      return;
+    }
+    setText(status, "Publishing…");
+    api("POST", "/api/channels/" + encodeURIComponent(channel) + "/messages", { data: data }).then(
+      function (answer) {
+        if (answer.ok) {
+          setText(status, "Published " + answer.body.id + " on " + answer.body.channel + ".");
+          refreshChannels();
+          return;
+        }
+        var error = errorOf(answer);
+        // A bad channel name is reported against the path; show it beside the name.
+        var fieldName = error.field === "data" ? "data" : "channel";
+        var shown = (error.field || answer.status === 400) && showFieldError([form], fieldName, error.message);
+        setText(status, shown ? "Not published: check the highlighted field." : "Not published: " + error.message);
+      }
+    );
+  }
+
+  // ---- channels: the live view ------------------------------------------------------
+
+  // The view keeps the id of the last message it showed. After any disconnect it
+  // opens a new stream from that id (Last-Event-ID), so the server replays what
+  // was missed from the channel's history: no gap, and no message shown twice.
+  var live = { channel: null, source: null, lastId: null, seen: {}, retryMs: RECONNECT_MIN_MS, timer: null, reconnecting: false };
+
+  function watchChannel(channel) {
+    stopChannel();
+    live = { channel: channel, source: null, lastId: null, seen: {}, retryMs: RECONNECT_MIN_MS, timer: null, reconnecting: false };
+    $("#watch-channel").value = channel;
+    $("#channel-messages").replaceChildren();
+    var url = new URL(window.location.href);
+    url.searchParams.set("channel", channel);
+    window.history.replaceState(null, "", url);
+    setText($("#watch-status"), "Loading the history of " + channel + "…");
+    loadHistory(live, null, 0).then(function (ok) {
+      if (ok) connectChannel(live);
+    });
+  }
+
+  function loadHistory(view, after, page) {
+    var path =
+      "/api/channels/" + encodeURIComponent(view.channel) + "/messages?limit=" + HISTORY_PAGE_SIZE +
+      (after ? "&after=" + encodeURIComponent(after) : "");
+    return api("GET", path).then(function (answer) {
+      if (view !== live) return false;
+      if (!answer.ok) {
+        if (answer.status === 404 || answer.status === 400) {
+          setText($("#watch-status"), "Cannot watch " + view.channel + ": " + errorOf(answer).message);
+          showFieldError([$("#watch-form")], "channel", errorOf(answer).message);
+          return false;
+        }
+        return true; // no history now; the live stream still works
+      }
+      var messages = Array.isArray(answer.body) ? answer.body : answer.body.messages || [];
+      messages.forEach(function (message) {
+        showMessage(view, message);
+      });
+      if (messages.length === HISTORY_PAGE_SIZE && page + 1 < HISTORY_MAX_PAGES) {
+        return loadHistory(view, messages[messages.length - 1].id, page + 1);
+      }
+      return true;
+    });
+  }
+
+  function connectChannel(view) {
+    if (view !== live) return;
+    var url = "/api/channels/" + encodeURIComponent(view.channel) + "/events";
+    if (view.lastId) url += "?last_event_id=" + encodeURIComponent(view.lastId);
+    var source = new EventSource(url);
+    view.source = source;
+    if (!view.reconnecting) setText($("#watch-status"), "Connecting to " + view.channel + "…");
+    source.addEventListener("open", function () {
+      view.retryMs = RECONNECT_MIN_MS;
+      view.reconnecting = false;
+      setText($("#watch-status"), "Live: watching " + view.channel + ".");
+    });
+    source.addEventListener("message", function (event) {
+      setText($("#watch-status"), "Live: watching " + view.channel + ".");
+      showMessage(view, JSON.parse(event.data));
+    });
+    source.addEventListener("gap", function () {
+      showNotice("Some messages were trimmed from the history before they could be shown.");
+    });
+    source.addEventListener("error", function () {
+      // Reconnect ourselves rather than leave it to the browser, so that the
+      // resume point is always the last message this view actually showed.
+      source.close();
+      if (view !== live) return;
+      setText($("#watch-status"), "Disconnected from " + view.channel + "; reconnecting…");
+      view.reconnecting = true;
+      view.timer = window.setTimeout(function () {
+        connectChannel(view);
+      }, view.retryMs);
+      view.retryMs = Math.min(view.retryMs * 2, RECONNECT_MAX_MS);
+    });
+  }
+
+  function stopChannel() {
+    if (live.source) live.source.close();
+    if (live.timer) window.clearTimeout(live.timer);
+    live.channel = null;
+  }
+
+  function showMessage(view, message) {
+    if (view !== live || view.seen[message.id]) return;
+    view.seen[message.id] = true;
+    view.lastId = message.id;
+    var list = $("#channel-messages");
+    var item = document.createElement("li");
+    item.dataset.messageId = message.id;
+    var meta = document.createElement("span");
+    meta.className = "message-meta";
+    meta.textContent = message.id + (message.published_at ? " · " + message.published_at : "");
+    var data = document.createElement("code");
+    data.className = "message-data";
+    data.textContent = JSON.stringify(message.data);
+    item.append(meta, data);
+    list.appendChild(item);
+    while (list.children.length > MAX_CHANNEL_MESSAGES) {
+      delete view.seen[list.firstElementChild.dataset.messageId];
+      list.removeChild(list.firstElementChild);
+    }
+  }
+
+  function showNotice(text) {
+    var item = document.createElement("li");
+    item.className = "notice";
+    item.textContent = text;
+    $("#channel-messages").appendChild(item);
+  }
+
+  function onWatch(event) {
+    event.preventDefault();
+    var form = event.currentTarget;
+    clearFieldErrors(form);
+    var channel = $("#watch-channel").value.trim();
+    if (!channel) {
+      showFieldError([form], "channel", "Name the channel to watch.");
+      return;
+    }
+    watchChannel(channel);
+  }
+
+  // ---- wiring --------------------------------------------------------------------
+
+  function onClick(event) {
+    var button = event.target.closest("button[data-action]");
+    if (!button) return;
+    var action = button.dataset.action;
+    if (action === "revoke") revokeTask(button.closest("li.task"));
+    if (action === "replay" || action === "discard") actOnDeadLetter(button.closest("li.dead-letter"), action);
+    if (action === "watch") {
+      watchChannel(button.dataset.channel);
+      $("#watch-channel").focus();
+    }
+  }
+
+  function start() {
+    taskSelect.addEventListener("change", showSelectedParams);
+    showSelectedParams();
+    submitForm.addEventListener("submit", onSubmitTask);
+    $("#publish-form").addEventListener("submit", onPublish);
+    $("#watch-form").addEventListener("submit", onWatch);
+    document.addEventListener("click", onClick);
+    window.addEventListener("pagehide", function () {
+      Object.keys(streams).forEach(stopWatching);
+      stopChannel();
+    });
+    watchUnfinishedTasks();
+    var channel = new URL(window.location.href).searchParams.get("channel");
+    if (channel) watchChannel(channel);
+    pollStats();
+  }
+
+  start();
+})();
