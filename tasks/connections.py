@@ -22,17 +22,31 @@ RETRY_BACKOFF_CAP_S = 2.0
 RETRY_BACKOFF_BASE_S = 0.1
 
 
-def make_client(url: str, *, retries: int = WORKER_RETRIES) -> redis.Redis:
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=SOCKET_CONNECT_TIMEOUT_S,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        retry=Retry(
+# The web holds a connection for every open task event stream; under gevent a
+# process serves a thousand of them, so its pool is larger and, when exhausted,
+# makes a caller wait this long for a connection instead of failing at once.
+WEB_MAX_CONNECTIONS = 2000
+POOL_WAIT_S = 5.0
+
+
+def make_client(
+    url: str, *, retries: int = WORKER_RETRIES, max_connections: int | None = None
+) -> redis.Redis:
+    options = {
+        "socket_connect_timeout": SOCKET_CONNECT_TIMEOUT_S,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "retry": Retry(
             ExponentialBackoff(cap=RETRY_BACKOFF_CAP_S, base=RETRY_BACKOFF_BASE_S), retries
         ),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+    if max_connections is None:
+        return redis.Redis.from_url(url, **options)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_WAIT_S, **options
     )
+    return redis.Redis(connection_pool=pool)
 
 
 @functools.cache

@@ -89,7 +89,17 @@ class TrackedTask(Task):  # type: ignore[misc]
     ) -> None:
         # Called once retries are exhausted (or the error is not retryable):
         # the task will not run again by itself, so it becomes a dead letter.
+        # Unless another delivery of it succeeded meanwhile: a host cut off from
+        # Redis fails to store the result of a task that ran again elsewhere.
+        if self._succeeded_elsewhere(task_id):
+            return
         self._dead_letter(task_id, args, kwargs, exc, traceback=str(einfo))
+
+    def _succeeded_elsewhere(self, task_id: str) -> bool:
+        if not isinstance(self.backend, GuardedRedisBackend):
+            return False
+        meta = records.parse_meta(self.backend.get(self.backend.get_key_for_task(task_id)))
+        return meta is not None and meta.get("status") == states.SUCCESS
 
     def after_return(
         self,

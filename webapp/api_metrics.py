@@ -15,6 +15,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from tasks import metrics
+from webapp import channel_metrics
 from webapp.queues import queue_depths
 from webapp.services import Services, services
 
@@ -29,7 +30,7 @@ _EVENT_HELP = {
 }
 
 
-class TaskCollector(Collector):
+class ClusterCollector(Collector):
     """Reads the cluster-wide figures from Redis at scrape time."""
 
     def __init__(self, svc: Services) -> None:
@@ -55,10 +56,40 @@ class TaskCollector(Collector):
         for queue, waiting in queue_depths(self.svc.redis).items():
             depth.add_metric([queue], waiting)
         yield depth
+        yield from self.collect_channels()
+
+    def collect_channels(self) -> Iterator[Metric]:
+        figures = channel_metrics.cluster(self.svc.redis)
+        counters = {
+            "published": "Messages relayed on a channel (once each)",
+            "delivered": "Messages written to SSE clients",
+            "dropped": "Messages not delivered live because a client's buffer was full",
+        }
+        for name, help_text in counters.items():
+            family = CounterMetricFamily(f"taskrelay_channel_{name}", help_text, labels=["channel"])
+            for channel, counts in figures.items():
+                value = getattr(counts, name)
+                if value:
+                    family.add_metric([channel], value)
+            yield family
+        subscribers = GaugeMetricFamily(
+            "taskrelay_channel_subscribers",
+            "SSE clients hearing a channel (or a pattern:<text>)",
+            labels=["channel"],
+        )
+        for channel, counts in figures.items():
+            if counts.subscribers:
+                subscribers.add_metric([channel], counts.subscribers)
+        yield subscribers
+        yield GaugeMetricFamily(
+            "taskrelay_sse_clients",
+            "Channel SSE clients of every live web process",
+            value=sum(counts.subscribers for counts in figures.values()),
+        )
 
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TaskCollector(services()))
+    registry.register(ClusterCollector(services()))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -44,6 +44,9 @@ class ChannelStream:
     def events(self) -> Iterator[str]:
         subscription = self.hub.subscribe(self.selector)
         try:
+            # Something goes out at once, so the client sees the stream open
+            # without waiting for the first message or keep-alive.
+            yield sse.retry_hint()
             if self.gap is not None:
                 yield sse.event("gap", self.gap)
             yield from self._catch_up()

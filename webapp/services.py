@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from redis import Redis
 
 from tasks import create_celery_app
-from tasks.connections import WEB_RETRIES, make_client
+from tasks.connections import WEB_MAX_CONNECTIONS, WEB_RETRIES, make_client
 
 EXTENSION_KEY = "taskrelay"
 
@@ -43,11 +43,13 @@ def init_services(app: Flask) -> Services:
     )
     if app.config.get("CELERY"):
         celery.conf.update(app.config["CELERY"])
-    client = make_client(app.config["REDIS_URL"], retries=WEB_RETRIES)
+    client = make_client(
+        app.config["REDIS_URL"], retries=WEB_RETRIES, max_connections=WEB_MAX_CONNECTIONS
+    )
     results = (
         client
         if backend_url == app.config["REDIS_URL"]
-        else make_client(backend_url, retries=WEB_RETRIES)
+        else make_client(backend_url, retries=WEB_RETRIES, max_connections=WEB_MAX_CONNECTIONS)
     )
     services = Services(redis=client, results=results, celery=celery)
     app.extensions[EXTENSION_KEY] = services

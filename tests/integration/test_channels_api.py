@@ -314,3 +314,31 @@ def test_the_openapi_document_describes_the_channels_api(client: FlaskClient) ->
     assert "get" in paths["/api/channels/{channel}/messages"]
     for path in ("/api/channels", "/api/channels/{channel}/events", "/api/events"):
         assert "get" in paths[path]
+
+
+def test_metrics_report_channel_figures_and_sse_clients(client: FlaskClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    channel = f"metrics.{uuid.uuid4().hex[:8]}"
+    assert client.post(f"/api/channels/{channel}/messages", json={"data": 1}).status_code == 202
+
+    def published() -> bool:
+        text = client.get("/metrics").get_data(as_text=True)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "taskrelay_channel_published_total" and sample.labels == {
+                    "channel": channel
+                }:
+                    return sample.value == 1
+        return False
+
+    wait_until(published, timeout_s=30, what="the relayed message to be counted")
+    names = {
+        f.name
+        for f in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+    }
+    assert {
+        "taskrelay_channel_delivered",
+        "taskrelay_channel_dropped",
+        "taskrelay_sse_clients",
+    } <= names
