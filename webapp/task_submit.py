@@ -80,7 +80,7 @@ def _record(
     services: Services, submission: Submission, task_id: str, extra: dict[str, str]
 ) -> dict[str, str]:
     submitted_at = records.utc_now_iso()
-    with services.redis.pipeline(transaction=True) as pipe:
+    with services.redis.pipeline(transaction=False) as pipe:
         records.save_submission(
             pipe,
             task_id,
