@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
 import click
 import httpx
@@ -15,14 +14,6 @@ from taskrelay import client as api
 from taskrelay.follow import Follower, Gap
 from tasks import channels
 from tasks.channels import InvalidChannel
-
-
-def _value(text: str) -> Any:
-    """DATA as JSON when it parses (5, [1], {"a": 1}), else as a plain string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 @click.command()
@@ -41,7 +32,7 @@ def publish(channel: str, data: str, url: str, token: str | None) -> None:
     client = api.Client(url, token)
     try:
         response = client.http.post(
-            f"/api/channels/{channel}/messages", json={"data": _value(data)}
+            f"/api/channels/{channel}/messages", json={"data": api.parse_value(data)}
         )
     except httpx.HTTPError as error:
         raise click.ClickException(f"cannot reach {url}: {error}") from None

@@ -22,14 +22,6 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value: JSON when it parses (5, 0.5, true, [1]), else a string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 @click.group()
 def main() -> None:
     """taskrelay: Celery tasks and pub/sub fan-out behind a Flask API."""
@@ -108,10 +100,10 @@ def submit(
         name, sep, value = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--kw")
-        keyword[name] = parse_value(value)
+        keyword[name] = api.parse_value(value)
     client = api.Client(url, token)
     try:
-        doc = client.submit(task, [parse_value(a) for a in args], keyword)
+        doc = client.submit(task, [api.parse_value(a) for a in args], keyword)
         click.echo(doc["id"])
         if wait:
             doc = _follow(client, doc["id"], timeout)

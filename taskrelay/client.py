@@ -15,6 +15,14 @@ DEFAULT_URL = "http://127.0.0.1:5000"
 REQUEST_TIMEOUT_S = 10.0
 
 
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON when it parses (5, 0.5, true, [1]), else a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 class ApiError(SetupError):
     """The API answered with an error; the message is the API's own."""
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 
-from taskrelay import roles
+from taskrelay import roles, waiting
 from taskrelay.processes import Child
 from tasks.connections import make_client
 from tasks.liveness import live_consumers
@@ -35,21 +34,14 @@ def wait_until(
     interval_s: float = 0.05,
     what: str = "condition",
 ) -> T:
-    """Call probe until it returns something truthy; fail after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(interval_s)
+    """Call probe until it returns something truthy; fail the test after timeout_s."""
+    return waiting.wait_until(
+        probe, timeout_s=timeout_s, what=what, interval_s=interval_s, error=AssertionError
+    )
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return waiting.log_tail(path, lines)
 
 
 def start_worker(

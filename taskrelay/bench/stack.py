@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -18,9 +17,11 @@ from typing import TypeVar
 import httpx
 import redis
 
+from taskrelay import waiting
 from taskrelay.bench.errors import BenchError
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child, stop_together
+from taskrelay.waiting import log_tail
 
 T = TypeVar("T")
 
@@ -46,20 +47,9 @@ def wait_until(
     interval_s: float = POLL_INTERVAL_S,
 ) -> T:
     """Call probe until it returns something truthy; raise BenchError after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(interval_s)
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return waiting.wait_until(
+        probe, timeout_s=timeout_s, what=what, interval_s=interval_s, error=BenchError
+    )
 
 
 class Stack:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from taskrelay import sse_client
 from tasks import keys
+from tests.sse_reader import flask_lines
 from tests.support import wait_until
 from webapp import create_app
 
@@ -72,7 +73,7 @@ def test_progress_is_pushed_through_server_sent_events(client: FlaskClient) -> N
     response = client.get(f"/api/tasks/{task_id}/events", buffered=False)
     assert response.mimetype == "text/event-stream"
     states = []
-    for event in sse_client.parse(_split_lines(response)):
+    for event in sse_client.parse(flask_lines(response)()):
         assert event.event == "state"
         states.append(json.loads(event.data))
     response.close()
@@ -81,15 +82,6 @@ def test_progress_is_pushed_through_server_sent_events(client: FlaskClient) -> N
     currents = [s["progress"]["current"] for s in states if s["state"] == "PROGRESS"]
     assert currents, "no PROGRESS event was streamed"
     assert currents == sorted(currents)
-
-
-def _split_lines(response: Any) -> Any:
-    buffer = ""
-    for chunk in response.response:
-        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
-        while "\n" in buffer:
-            line, buffer = buffer.split("\n", 1)
-            yield line
 
 
 def test_the_flaky_task_retries_then_succeeds(client: FlaskClient) -> None:
