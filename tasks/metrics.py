@@ -38,7 +38,6 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 RETRIED = "retried"
 REVOKED = "revoked"
-EVENTS = (SUBMITTED, SUCCEEDED, FAILED, RETRIED, REVOKED)
 
 # Celery's final states, as the events they count.
 EVENT_OF_STATE = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED, "REVOKED": REVOKED}

@@ -139,7 +139,7 @@ def _load_or_404(task_id: str) -> dict[str, Any]:
 def _limit_arg(maximum: int) -> int:
     raw = request.args.get("limit")
     if raw is None:
-        return min(50, maximum)
+        return min(int(current_app.config["TASK_LIST_DEFAULT"]), maximum)
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise BadRequest(f"'limit' must be an integer from 1 to {maximum}", field="limit")
     return int(raw)

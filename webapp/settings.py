@@ -29,6 +29,7 @@ def defaults() -> dict[str, Any]:
         "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", ""),
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
         "TASK_LIST_MAX": TASK_LIST_MAX,
+        "TASK_LIST_DEFAULT": TASK_LIST_DEFAULT,
         "MAX_DELAY_S": MAX_DELAY_S,
         "SSE_HEARTBEAT_S": SSE_HEARTBEAT_S,
         "RETRY_AFTER_S": RETRY_AFTER_S,

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from tasks import defaults, keys, records
+from webapp import task_views
 from webapp.errors import UNREACHABLE, Conflict, ServiceUnavailable
 from webapp.services import Services
 from webapp.submission import Submission
@@ -72,8 +73,9 @@ def _claim_key(client: redis.Redis, key: str, body_fingerprint: str, task_id: st
 
 
 def _existing(services: Services, task_id: str) -> dict[str, Any]:
-    [(record, raw_meta)] = records.read_raw(services.redis, services.results, [task_id])
-    return records.document(task_id, record, records.parse_meta(raw_meta))
+    # A concurrent request may have claimed the key without having written the
+    # record yet; the first task is then simply QUEUED.
+    return task_views.load(services, task_id) or records.document(task_id, {}, None)
 
 
 def _record(

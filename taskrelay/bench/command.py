@@ -16,8 +16,6 @@ from taskrelay.bench.progress import Progress
 from taskrelay.bench.results import Section
 from taskrelay.bench.stack import Stack
 
-SCENARIOS = ("drain", "http", "e2e", "fanout")
-
 
 @dataclass(frozen=True)
 class BenchOptions:

@@ -215,13 +215,11 @@ def test_a_body_over_the_limit_is_413(client: FlaskClient) -> None:
     assert response.get_json()["error"]["code"] == "payload_too_large"
 
 
-def test_an_unreachable_broker_is_503_within_two_seconds_with_nothing_enqueued(
-    redis_url: str, redis_client: redis.Redis
+def assert_a_dead_broker_is_503_at_once_with_nothing_enqueued(
+    redis_url: str, redis_client: redis.Redis, dead_broker: str
 ) -> None:
-    dead_broker = "redis://127.0.0.1:1/0"
-    app = create_app(
-        {"TESTING": True, "REDIS_URL": redis_url, "CELERY": {"broker_url": dead_broker}}
-    )
+    """Shared by the Redis and the RabbitMQ runs of the task path."""
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "CELERY_BROKER_URL": dead_broker})
     key = str(uuid.uuid4())
     index_before = redis_client.zcard(keys.TASK_INDEX)
     started = time.monotonic()
@@ -235,6 +233,15 @@ def test_an_unreachable_broker_is_503_within_two_seconds_with_nothing_enqueued(
     assert response.get_json()["error"]["code"] == "service_unavailable"
     assert redis_client.zcard(keys.TASK_INDEX) == index_before
     assert redis_client.get(keys.idempotency(key)) is None
+    app.extensions["taskrelay"].close()
+
+
+def test_an_unreachable_broker_is_503_within_two_seconds_with_nothing_enqueued(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    assert_a_dead_broker_is_503_at_once_with_nothing_enqueued(
+        redis_url, redis_client, "redis://127.0.0.1:1/0"
+    )
 
 
 def test_an_unreachable_redis_is_503(redis_url: str) -> None:
