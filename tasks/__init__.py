@@ -7,8 +7,8 @@ from tasks.relay_sweeper import RelaySweeper
 
 app = create_celery_app()
 app.set_default()
-app.steps["worker"].add(LivenessBeacon)
 app.steps["worker"].add(RelaySweeper)
+app.steps["consumer"].add(LivenessBeacon)
 app.steps["consumer"].add(LeaseRenewal)
 
 # Importing the task modules declares their tasks on every Celery app.

@@ -2,6 +2,10 @@
 
 Readiness (GET /readyz) looks for these marks: a queue with no fresh mark has no
 worker, or only workers whose event loop is stuck.
+
+The beacon is a consumer step that starts after the task consumer: a worker
+still connecting, mingling or reconnecting after a broker outage does not take
+tasks yet, so it must not say that it does.
 """
 
 from __future__ import annotations
@@ -32,29 +36,32 @@ def live_consumers(client: Any, queue: str) -> list[str]:
 
 
 class LivenessBeacon(bootsteps.StartStopStep):  # type: ignore[misc]
-    requires = {"celery.worker.components:Timer"}
+    requires = {"celery.worker.consumer.tasks:Tasks"}
 
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        super().__init__(worker, **kwargs)
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer, **kwargs)
         self.timer_ref: Any = None
 
-    def start(self, worker: Any) -> None:
-        self.beat(worker)
-        self.timer_ref = worker.timer.call_repeatedly(BEACON_INTERVAL_S, self.beat, (worker,))
+    def start(self, consumer: Any) -> None:
+        self.beat(consumer)
+        self.timer_ref = consumer.timer.call_repeatedly(BEACON_INTERVAL_S, self.beat, (consumer,))
 
-    def stop(self, worker: Any) -> None:
+    def stop(self, consumer: Any) -> None:
         if self.timer_ref is not None:
             self.timer_ref.cancel()
             self.timer_ref = None
 
-    def beat(self, worker: Any) -> None:
-        queues = list(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
-        client = shared_client(worker.app.conf.taskrelay_redis_url)
+    def shutdown(self, consumer: Any) -> None:
+        self.stop(consumer)
+
+    def beat(self, consumer: Any) -> None:
+        queues = list(consumer.app.amqp.queues.consume_from or consumer.app.amqp.queues)
+        client = shared_client(consumer.app.conf.taskrelay_redis_url)
         now = time.time()
         try:
             with client.pipeline(transaction=False) as pipe:
                 for queue in queues:
-                    pipe.zadd(keys.queue_consumers(queue), {worker.hostname: now})
+                    pipe.zadd(keys.queue_consumers(queue), {consumer.hostname: now})
                     pipe.zremrangebyscore(keys.queue_consumers(queue), 0, now - BEACON_TTL_S)
                 pipe.execute()
         except Exception:
