@@ -40,7 +40,7 @@ worker_prefetch_multiplier = int(os.environ.get("TASKRELAY_PREFETCH", "4"))
 # Two queues: slow work can never delay pub/sub delivery. Their declaration
 # depends on the broker (see broker_dependent_settings below).
 task_default_queue = "tasks"
-task_routes = {"taskrelay.relay.*": {"queue": "relay"}}
+task_routes = ({"taskrelay.relay.*": {"queue": "relay"}}, "tasks.registry.route")
 task_create_missing_queues = False
 
 # On Redis, a message not acknowledged within this many seconds goes back on the
@@ -76,10 +76,14 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
     RabbitMQ's native delayed delivery, which needs topic exchanges; quorum
     queues have no x-max-priority, so priorities are only a hint there.
     """
-    redis = url.partition("://")[0].lower() in _REDIS_SCHEMES
+    scheme = url.partition("://")[0].lower()
+    redis = scheme in _REDIS_SCHEMES
     exchange_type = "direct" if redis else "topic"
     arguments = None if redis else {"x-queue-type": "quorum"}
     return {
+        # Plain redis:// gets kombu's Redis transport with one client object per
+        # channel (tasks/broker_transport.py); other schemes keep kombu's choice.
+        "broker_transport": "tasks.broker_transport:Transport" if scheme == "redis" else None,
         "broker_transport_options": _redis_transport_options if redis else _amqp_transport_options,
         "task_queues": {
             name: {
@@ -94,6 +98,7 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
 
 
 _broker_settings = broker_dependent_settings(broker_url)
+broker_transport = _broker_settings["broker_transport"]
 broker_transport_options = _broker_settings["broker_transport_options"]
 task_queues = _broker_settings["task_queues"]
 # Quorum queues refuse global QoS; Celery detects them and uses per-consumer QoS.

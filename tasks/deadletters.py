@@ -11,14 +11,26 @@ import redis
 from tasks import defaults, keys, records
 
 
-def add(client: redis.Redis, task_id: str, entry: dict[str, Any]) -> None:
-    """Store a dead letter and flag the task's record, in one round trip."""
-    with client.pipeline() as pipe:
-        pipe.set(keys.dead_letter(task_id), json.dumps(entry), ex=defaults.TASK_RECORD_TTL_S)
-        pipe.zadd(keys.DEAD_LETTER_INDEX, {task_id: datetime.now(UTC).timestamp()})
-        pipe.zremrangebyrank(keys.DEAD_LETTER_INDEX, 0, -defaults.DEAD_LETTER_MAX_ENTRIES - 1)
-        pipe.hset(keys.task_record(task_id), "dead_letter", "1")
-        pipe.execute()
+def add_commands(task_id: str, entry: dict[str, Any]) -> list[list[str]]:
+    """The commands that store a dead letter and flag the task's record."""
+    now = datetime.now(UTC).timestamp()
+    return [
+        [
+            "SET",
+            keys.dead_letter(task_id),
+            json.dumps(entry),
+            "EX",
+            str(defaults.TASK_RECORD_TTL_S),
+        ],
+        ["ZADD", keys.DEAD_LETTER_INDEX, repr(now), task_id],
+        [
+            "ZREMRANGEBYRANK",
+            keys.DEAD_LETTER_INDEX,
+            "0",
+            str(-defaults.DEAD_LETTER_MAX_ENTRIES - 1),
+        ],
+        ["HSET", keys.task_record(task_id), "dead_letter", "1"],
+    ]
 
 
 def get(client: redis.Redis, task_id: str) -> dict[str, Any] | None:

@@ -29,8 +29,6 @@ def http_task(
                 fn, name=fn.__name__, celery_name=celery_name, queue=queue, bound=bind
             )
         )
-        return shared_task(
-            name=celery_name, queue=queue, bind=bind, base=TrackedTask, **celery_options
-        )(fn)
+        return shared_task(name=celery_name, bind=bind, base=TrackedTask, **celery_options)(fn)
 
     return decorate

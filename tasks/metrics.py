@@ -1,8 +1,8 @@
 """Task counters and runtime histograms, kept in Redis so that every web process and
 every worker adds to one set of figures, and any web process can report them.
 
-Writes ride on pipelines that already go to Redis (the submission record, the end
-of a task), so counting adds no round trip of its own.
+Writes ride on round trips that happen anyway (the submission record's pipeline,
+the script that stores a task's final state), so counting adds none of its own.
 """
 
 from __future__ import annotations
@@ -44,14 +44,20 @@ EVENT_OF_STATE = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED, "RE
 
 
 def count(pipe: Any, task: str, event: str) -> None:
-    pipe.hincrby(keys.METRICS_TASK_EVENTS, f"{task}|{event}", 1)
+    pipe.execute_command(*count_command(task, event))
 
 
-def observe_runtime(pipe: Any, task: str, seconds: float) -> None:
+def count_command(task: str, event: str) -> list[str]:
+    return ["HINCRBY", keys.METRICS_TASK_EVENTS, f"{task}|{event}", "1"]
+
+
+def runtime_commands(task: str, seconds: float) -> list[list[str]]:
     index = bisect.bisect_left(RUNTIME_BUCKETS_S, seconds)
     bucket = str(RUNTIME_BUCKETS_S[index]) if index < len(RUNTIME_BUCKETS_S) else INF
-    pipe.hincrby(keys.METRICS_TASK_RUNTIME, f"{task}|{bucket}", 1)
-    pipe.hincrbyfloat(keys.METRICS_TASK_RUNTIME, f"{task}|sum", seconds)
+    return [
+        ["HINCRBY", keys.METRICS_TASK_RUNTIME, f"{task}|{bucket}", "1"],
+        ["HINCRBYFLOAT", keys.METRICS_TASK_RUNTIME, f"{task}|sum", repr(seconds)],
+    ]
 
 
 @dataclass

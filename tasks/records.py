@@ -110,9 +110,9 @@ def mark_started(
     return Start(revoked=replies[3] is not None, deliveries=int(replies[1]))
 
 
-def mark_finished(pipe: redis.client.Pipeline, task_id: str, state: str) -> None:
+def finished_command(task_id: str, state: str) -> list[str]:
     """Keep the final state in the record too: results may expire before records."""
-    pipe.hset(keys.task_record(task_id), mapping={"state": state, "finished_at": utc_now_iso()})
+    return ["HSET", keys.task_record(task_id), "state", state, "finished_at", utc_now_iso()]
 
 
 def revoke(client: redis.Redis, task_id: str) -> None:
@@ -200,17 +200,20 @@ def _progress(result: Any) -> dict[str, Any] | None:
     }
 
 
-def _error(result: Any, traceback: Any) -> dict[str, Any]:
+def error_of(result: Any) -> dict[str, str]:
+    """Type and message of a failure, from an exception or from its stored form."""
+    if isinstance(result, BaseException):
+        return {"type": type(result).__name__, "message": str(result)}
     if not isinstance(result, dict):
-        return {"type": "Error", "message": str(result), "traceback": traceback}
+        return {"type": "Error", "message": str(result)}
     message = result.get("exc_message")
     if isinstance(message, list | tuple):
         message = " ".join(str(part) for part in message)
-    return {
-        "type": str(result.get("exc_type", "Error")),
-        "message": str(message or ""),
-        "traceback": traceback if isinstance(traceback, str) else None,
-    }
+    return {"type": str(result.get("exc_type", "Error")), "message": str(message or "")}
+
+
+def _error(result: Any, traceback: Any) -> dict[str, Any]:
+    return {**error_of(result), "traceback": traceback if isinstance(traceback, str) else None}
 
 
 def _int(value: Any) -> int:

@@ -148,6 +148,18 @@ def all_specs() -> list[TaskSpec]:
     return sorted(_REGISTRY.values(), key=lambda spec: spec.name)
 
 
+def route(name: str, *args: Any, **kwargs: Any) -> dict[str, str] | None:
+    """A Celery router (``task_routes``): an HTTP task goes to the queue it was declared with.
+
+    Routing here rather than through the task's ``queue`` attribute, which Celery
+    deprecates, sends ``.delay()`` and retries from any process to the right queue.
+    """
+    for spec in _REGISTRY.values():
+        if spec.celery_name == name:
+            return {"queue": spec.queue}
+    return None
+
+
 def spec_from_function(
     fn: Callable[..., Any], *, name: str, celery_name: str, queue: str, bound: bool
 ) -> TaskSpec:

@@ -4,18 +4,27 @@ Celery stores a state by reading the current meta, then writing the new one if t
 old was not SUCCESS: two round trips, and a window in which a late RETRY from an
 earlier attempt can overwrite the SUCCESS of the next. Here one Lua script does the
 check, the write and the PUBLISH that live task events follow, in one round trip.
+
+A task may also name commands that belong with the state it ends in (its record's
+final state, its metrics, its dead letter): they run in the same script, only if the
+state was stored, so nobody ever sees FAILURE without its dead letter, and a
+failure that lost the race to a SUCCESS stored elsewhere leaves no dead letter.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, Protocol
 
 from celery import states
 from celery.backends.base import BackendStoreError
 from celery.backends.redis import RedisBackend
 
 # KEYS[1]: the result key. ARGV[1]: the encoded meta; ARGV[2]: seconds to keep it
-# (0: forever). Returns 1 if stored, 0 if a SUCCESS was there already.
+# (0: forever); ARGV[3...]: commands to run once it is stored, each a JSON array of
+# strings. Returns 1 if stored, 0 if a SUCCESS was there already.
 GUARDED_SET = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -31,11 +40,25 @@ else
     redis.call('SET', KEYS[1], ARGV[1])
 end
 redis.call('PUBLISH', KEYS[1], ARGV[1])
+for i = 3, #ARGV do
+    redis.call(unpack(cjson.decode(ARGV[i])))
+end
 return 1
 """
 
 BACKEND_PATH = "tasks.result_backend:GuardedRedisBackend"
 PUBLISH_ONLY_BACKEND_PATH = "tasks.result_backend:PublishOnlyRedisBackend"
+
+# One Redis command, as its words: ["HSET", key, field, value].
+Command = list[str]
+
+
+class StoredStateCommands(Protocol):
+    """A task that has commands to run, atomically, with a state stored for it."""
+
+    def commands_with_state(
+        self, task_id: str, state: str, result: Any, traceback: Any, request: Any
+    ) -> list[Command]: ...
 
 
 class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
@@ -61,15 +84,31 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
         expires = self.failure_expires if state == states.FAILURE else self.expires
         return int(expires or 0)
 
-    def guarded_set(self, task_id: str, encoded: str, state: str, client: Any = None) -> Any:
-        """Store a meta unless SUCCESS is stored already; usable on a pipeline too."""
+    def guarded_set(
+        self,
+        task_id: str,
+        encoded: str,
+        state: str,
+        client: Any = None,
+        then: Sequence[Command] = (),
+    ) -> Any:
+        """Store a meta unless SUCCESS is stored already, then run ``then``; pipelines too."""
         if self._guarded_set_script is None:
             self._guarded_set_script = self.client.register_script(GUARDED_SET)
         return self._guarded_set_script(
             keys=[self.get_key_for_task(task_id)],
-            args=[encoded, self.ttl_for(state)],
+            args=[encoded, self.ttl_for(state), *(json.dumps(list(c)) for c in then)],
             client=client or self.client,
         )
+
+    def _commands_with_state(
+        self, task_id: str, state: str, result: Any, traceback: Any, request: Any
+    ) -> list[Command]:
+        task = self.app.tasks.get(getattr(request, "task", None) or "")
+        if not hasattr(task, "commands_with_state"):
+            return []
+        tracked: StoredStateCommands = task
+        return tracked.commands_with_state(task_id, state, result, traceback, request)
 
     def _store_result(
         self,
@@ -81,7 +120,8 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
         **kwargs: Any,
     ) -> Any:
         encoded = self.encoded_meta(task_id, result, state, traceback, request)
-        self.ensure(self.guarded_set, (task_id, encoded, state))
+        then = self._commands_with_state(task_id, state, result, traceback, request)
+        self.ensure(partial(self.guarded_set, then=then), (task_id, encoded, state))
         return result
 
 

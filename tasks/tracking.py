@@ -1,5 +1,6 @@
 """The base class of taskrelay's tasks: start record, durable revoke, poison
-detection, dead letters and metrics, each in a round trip the task makes anyway."""
+detection, dead letters and metrics, each in a round trip the task makes anyway:
+the start in one pipeline, the end in the script that stores the final state."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tasks import deadletters, metrics, records
 from tasks.connections import shared_client
 from tasks.errors import PoisonTaskError
 from tasks.names import public_name
-from tasks.result_backend import GuardedRedisBackend
+from tasks.result_backend import Command, GuardedRedisBackend
 
 # An attempt started more often than this killed (or lost) its worker each time
 # before; it is dead-lettered instead of being handed to yet another worker.
@@ -75,9 +76,29 @@ class TrackedTask(Task):  # type: ignore[misc]
         self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], lost: int
     ) -> None:
         error = PoisonTaskError(f"the task was started {lost} times and its worker died each time")
-        self._dead_letter(task_id, args, kwargs, error, traceback="")
         self.backend.mark_as_failure(task_id, error, traceback=None, request=self.request)
+        if not _ending_stored(self.request):
+            self._write(self._dead_letter_commands(task_id, args, kwargs, error, traceback=""))
         raise Ignore()
+
+    def commands_with_state(
+        self, task_id: str, state: str, result: Any, traceback: Any, request: Any
+    ) -> list[Command]:
+        """What the result backend stores atomically with a state (see result_backend).
+
+        The task's final state in its record, its metrics and, for FAILURE, its dead
+        letter go in the script that stores the state: one round trip, and never a
+        FAILURE without its dead letter.
+        """
+        commands = self._ending_commands(task_id, state, request)
+        if not commands:
+            return []
+        if state == states.FAILURE:
+            commands += self._dead_letter_commands(
+                task_id, request.args, request.kwargs, result, traceback or ""
+            )
+        request.taskrelay_ending_stored = True
+        return commands
 
     def on_failure(
         self,
@@ -87,13 +108,13 @@ class TrackedTask(Task):  # type: ignore[misc]
         kwargs: dict[str, Any],
         einfo: ExceptionInfo,
     ) -> None:
-        # Called once retries are exhausted (or the error is not retryable):
-        # the task will not run again by itself, so it becomes a dead letter.
-        # Unless another delivery of it succeeded meanwhile: a host cut off from
-        # Redis fails to store the result of a task that ran again elsewhere.
-        if self._succeeded_elsewhere(task_id):
+        # Without GuardedRedisBackend (another result backend, or results ignored)
+        # the dead letter did not go with FAILURE; it is written here instead. A
+        # host cut off from Redis may fail a task that meanwhile ran again and
+        # succeeded elsewhere: that one is no dead letter.
+        if _ending_stored(self.request) or self._succeeded_elsewhere(task_id):
             return
-        self._dead_letter(task_id, args, kwargs, exc, traceback=str(einfo))
+        self._write(self._dead_letter_commands(task_id, args, kwargs, exc, str(einfo)))
 
     def _succeeded_elsewhere(self, task_id: str) -> bool:
         if not isinstance(self.backend, GuardedRedisBackend):
@@ -110,40 +131,54 @@ class TrackedTask(Task):  # type: ignore[misc]
         kwargs: dict[str, Any],
         einfo: ExceptionInfo | None,
     ) -> None:
-        event = metrics.EVENT_OF_STATE.get(status)
-        started_at = getattr(self.request, "taskrelay_started_at", None)
-        if event is None or started_at is None:
-            return
-        name = public_name(self.name)
-        with self._redis().pipeline(transaction=False) as pipe:
-            if status in records.TERMINAL_STATES:
-                records.mark_finished(pipe, task_id, status)
-            metrics.count(pipe, name, event)
-            metrics.observe_runtime(pipe, name, time.monotonic() - started_at)
-            pipe.execute()
+        if not _ending_stored(self.request):
+            self._write(self._ending_commands(task_id, status, self.request))
 
-    def _dead_letter(
+    def _ending_commands(self, task_id: str, state: str, request: Any) -> list[Command]:
+        """The record's final state and the metrics of an attempt that ended in ``state``."""
+        event = metrics.EVENT_OF_STATE.get(state)
+        started_at = getattr(request, "taskrelay_started_at", None)
+        if event is None or started_at is None:
+            return []
+        name = public_name(self.name)
+        commands: list[Command] = [metrics.count_command(name, event)]
+        commands += metrics.runtime_commands(name, time.monotonic() - started_at)
+        if state in records.TERMINAL_STATES:
+            commands.append(records.finished_command(task_id, state))
+        return commands
+
+    def _dead_letter_commands(
         self,
         task_id: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        error: BaseException,
+        args: Any,
+        kwargs: Any,
+        error: Any,
         traceback: str,
-    ) -> None:
-        deadletters.add(
-            self._redis(),
-            task_id,
-            {
-                "id": task_id,
-                "task": public_name(self.name),
-                "args": list(args),
-                "kwargs": kwargs,
-                "error": {"type": type(error).__name__, "message": str(error)},
-                "traceback": traceback,
-                "retries": self.request.retries,
-                "failed_at": records.utc_now_iso(),
-            },
-        )
+    ) -> list[Command]:
+        entry = {
+            "id": task_id,
+            "task": public_name(self.name),
+            "args": list(args or ()),
+            "kwargs": dict(kwargs or {}),
+            "error": records.error_of(error),
+            "traceback": traceback,
+            "retries": self.request.retries,
+            "failed_at": records.utc_now_iso(),
+        }
+        return deadletters.add_commands(task_id, entry)
+
+    def _write(self, commands: list[Command]) -> None:
+        if not commands:
+            return
+        with self._redis().pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            pipe.execute()
 
     def _redis(self) -> Any:
         return shared_client(self.app.conf.taskrelay_redis_url)
+
+
+def _ending_stored(request: Any) -> bool:
+    """Whether the result backend already wrote how this attempt ended, with its state."""
+    return bool(getattr(request, "taskrelay_ending_stored", False))

@@ -281,6 +281,34 @@ def test_the_registry_lists_each_task_with_its_parameters(client: FlaskClient) -
     }
 
 
+def test_failure_is_published_together_with_its_dead_letter_and_final_record(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    # Whoever hears FAILURE (an SSE client, Flower, a poller) must find the dead
+    # letter too: the state, the record and the dead letter are one atomic write.
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.psubscribe(keys.CELERY_RESULT_PREFIX + "*")
+    try:
+        body = {"task": "always_fails", "kwargs": {"message": "atomic"}}
+        submitted = submit(client, body).get_json()["id"]
+
+        def failure_heard() -> bool:
+            message = pubsub.get_message(timeout=0.5)
+            if message is None or message["channel"] != keys.celery_result(submitted):
+                return False
+            return bool(json.loads(message["data"])["status"] == "FAILURE")
+
+        wait_until(failure_heard, timeout_s=30, what="FAILURE to be published")
+        record = redis_client.hgetall(keys.task_record(submitted))
+        dead_letter = redis_client.get(keys.dead_letter(submitted))
+    finally:
+        pubsub.close()
+    assert record["dead_letter"] == "1"
+    assert record["state"] == "FAILURE"
+    assert dead_letter is not None
+    assert json.loads(dead_letter)["error"] == {"type": "DeliberateFailure", "message": "atomic"}
+
+
 def test_a_dead_letter_can_be_replayed_as_a_new_linked_task(client: FlaskClient) -> None:
     task_id = submit(client, {"task": "always_fails"}).get_json()["id"]
     wait_for_state(client, task_id, "FAILURE")
