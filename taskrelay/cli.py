@@ -44,7 +44,7 @@ def main() -> None:
     "--concurrency",
     default=lambda: _env_int("TASKRELAY_WORKER_CONCURRENCY", 2),
     show_default="2",
-    help="Processes of the task worker.",
+    help="Tasks run at once: one task worker process (of one pool child) each.",
 )
 @click.option(
     "--var-dir",

@@ -40,7 +40,7 @@ def run_scenarios(stack: Stack, options: BenchOptions, progress: Progress) -> li
         sections.append(http_submit.run(stack, load))
         step.text = _summary(sections[-1])
     with progress.step(f"end to end at {options.e2e_rate:g} tasks/s") as step:
-        setup = WorkerSetup(concurrency=options.processes)
+        setup = WorkerSetup(workers=options.processes)
         sections.append(e2e.run(stack, options.e2e_rate, options.e2e_duration_s, setup))
         step.text = _summary(sections[-1])
     with progress.step(

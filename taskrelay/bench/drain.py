@@ -42,10 +42,16 @@ RAW_LOOP = "article LPUSH/BLPOP loop"
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """How a taskrelay task worker runs; the defaults are the production configuration."""
+    """How taskrelay's task workers run; the defaults are the production configuration.
+
+    ``workers`` worker processes, each with a pool of ``concurrency``: ``taskrelay
+    up`` runs as many one-child workers as it is asked for tasks at once, so that
+    the broker work of a worker's main process is spread over several processes.
+    """
 
     pool: str = "prefork"
-    concurrency: int = 2
+    concurrency: int = 1
+    workers: int = 2
     prefetch: int | None = None  # None: celeryconfig's own default
     events: bool = False
     loglevel: str | None = None  # None: the level roles.worker_argv sets
@@ -59,6 +65,9 @@ class WorkerSetup:
         if self.loglevel is not None:
             argv += ["--loglevel", self.loglevel]
         return argv
+
+    def describe(self) -> str:
+        return f"{self.workers} x {self.pool} x{self.concurrency}"
 
     def environment(self, root: Path) -> dict[str, str]:
         env = {"TASKRELAY_TASK_EVENTS": "1" if self.events else "0", **self.env}
@@ -79,9 +88,9 @@ def hiredis_blocker(root: Path) -> Path:
 
 def run(stack: Stack, tasks: int, processes: int = 2) -> Section:
     section = Section("drain", "worker drain (no-op tasks)")
-    production = WorkerSetup(concurrency=processes)
+    production = WorkerSetup(workers=processes)
     section.rows.append(drain_taskrelay(stack, PRODUCTION, production, tasks))
-    with_events = WorkerSetup(concurrency=processes, events=True)
+    with_events = WorkerSetup(workers=processes, events=True)
     section.rows.append(drain_taskrelay(stack, WITH_FLOWER, with_events, tasks, flower=True))
     section.rows.append(drain_celery_defaults(stack, tasks))
     section.rows.append(drain_raw(stack, tasks, processes))
@@ -104,14 +113,13 @@ def drain_taskrelay(
     children: list[Child] = []
     if flower:
         children.append(start_flower(stack))
-    node = f"drain-{free_port()}@bench"
-    worker = stack.start(node, setup.argv(node), setup.environment(stack.root))
-    children.append(worker)
+    workers = start_workers(stack, "drain", setup)
+    children += workers
     try:
-        seconds = wait_drained(stack, worker.name, ids)
+        seconds = wait_drained(stack, workers, ids)
     finally:
         stack.stop(*children)
-    note = f"{setup.pool} x{setup.concurrency}, acks late, results stored"
+    note = f"{setup.describe()}, acks late, results stored"
     return Row(subject, rate(len(ids) - 1, seconds), "tasks/s", note=note)
 
 
@@ -122,7 +130,7 @@ def drain_celery_defaults(stack: Stack, tasks: int) -> Row:
     argv = python_module("celery", "-A", baseline_celery.__name__, "worker", "-n", "defaults@bench")
     worker = stack.start("celery-defaults", argv)
     try:
-        seconds = wait_drained(stack, worker.name, ids)
+        seconds = wait_drained(stack, [worker], ids)
     finally:
         stack.stop(worker)
     note = "prefork x nproc, prefetch 4, early ack, results stored"
@@ -186,14 +194,27 @@ def drain_timeout_s(tasks: int) -> float:
     return tasks / SLOWEST_EXPECTED_RATE + DRAIN_GRACE_S
 
 
-def wait_drained(stack: Stack, worker_name: str, ids: Sequence[str]) -> float:
+def start_workers(
+    stack: Stack, prefix: str, setup: WorkerSetup, queue: str = TASKRELAY_QUEUE
+) -> list[Child]:
+    """The worker processes of one setup, each with a node name of its own."""
+    workers = []
+    for _ in range(setup.workers):
+        node = f"{prefix}-{free_port()}@bench"
+        argv = setup.argv(node)
+        argv[argv.index("-Q") + 1] = queue
+        workers.append(stack.start(node, argv, setup.environment(stack.root)))
+    return workers
+
+
+def wait_drained(stack: Stack, workers: Sequence[Child], ids: Sequence[str]) -> float:
     """Wait until every task succeeded; return the seconds from first to last done."""
     result_keys = [keys.celery_result(task_id) for task_id in ids]
     client = stack.client()
-    worker = next(child for child in stack.children if child.name == worker_name)
 
     def finished() -> list[datetime] | None:
-        stack.check_alive(worker)
+        for worker in workers:
+            stack.check_alive(worker)
         if client.exists(*result_keys) < len(result_keys):
             return None
         done = [_done_at(meta) for meta in client.mget(result_keys)]
@@ -203,7 +224,7 @@ def wait_drained(stack: Stack, worker_name: str, ids: Sequence[str]) -> float:
         done = wait_until(
             finished,
             timeout_s=drain_timeout_s(len(ids)),
-            what=f"{worker_name} to finish {len(ids)} tasks",
+            what=f"{', '.join(w.name for w in workers)} to finish {len(ids)} tasks",
             interval_s=RESULT_POLL_S,
         )
     finally:

@@ -15,7 +15,7 @@ from taskrelay.bench.drain import WorkerSetup
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
-from taskrelay.bench.servers import HOST, start_taskrelay_web, start_taskrelay_worker
+from taskrelay.bench.servers import HOST, start_taskrelay_web, start_taskrelay_workers
 from taskrelay.bench.stack import Stack, wait_until
 from taskrelay.bench.stats import ms, percentile, rate
 from tasks import keys
@@ -58,7 +58,7 @@ def run(stack: Stack, per_s: float, duration_s: float, setup: WorkerSetup) -> Se
     section = Section("end_to_end", f"end to end at {per_s:g} tasks/s")
     stack.flush()
     web, port = start_taskrelay_web(stack)
-    worker = start_taskrelay_worker(stack, "tasks", setup)
+    workers = start_taskrelay_workers(stack, "tasks", setup)
     watcher = SuccessWatcher(stack)
     try:
         request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
@@ -73,7 +73,7 @@ def run(stack: Stack, per_s: float, duration_s: float, setup: WorkerSetup) -> Se
         )
     finally:
         watcher.close()
-        stack.stop(worker, web)
+        stack.stop(*workers, web)
     if not ids:
         raise BenchError("no task was accepted by POST /api/tasks")
     latencies = [watcher.seen[task_id] - s.sent_at for task_id, s in ids.items()]
@@ -86,7 +86,7 @@ def run(stack: Stack, per_s: float, duration_s: float, setup: WorkerSetup) -> Se
         ms(percentile(latencies, 0.5)),
         ms(percentile(latencies, 0.99)),
         loss=failed / count,
-        note=f"{count} tasks, {setup.pool} x{setup.concurrency}",
+        note=f"{count} tasks, {setup.describe()}",
     )
     section.rows.append(row)
     submit = [s.latency_s for s in ids.values()]

@@ -25,7 +25,7 @@ from taskrelay.bench.drain import WorkerSetup
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
-from taskrelay.bench.servers import HOST, start_taskrelay_web, start_taskrelay_worker
+from taskrelay.bench.servers import HOST, start_taskrelay_web, start_taskrelay_workers
 from taskrelay.bench.stack import PYTHON, Stack
 from taskrelay.bench.stats import ms, rate, ratio
 
@@ -71,7 +71,7 @@ def run(stack: Stack, load: FanoutLoad) -> Section:
 def measure_taskrelay(stack: Stack, load: FanoutLoad) -> Row:
     stack.flush()
     web, port = start_taskrelay_web(stack)
-    relay = start_taskrelay_worker(stack, "relay", WorkerSetup(concurrency=1))
+    relays = start_taskrelay_workers(stack, "relay", WorkerSetup(workers=1, concurrency=1))
     base = f"http://{HOST}:{port}"
     path = f"/api/channels/{CHANNEL}/messages"
     try:
@@ -93,7 +93,7 @@ def measure_taskrelay(stack: Stack, load: FanoutLoad) -> Row:
 
         summary = _with_subscribers("sse", base, load, warm, publish_all)
     finally:
-        stack.stop(relay, web)
+        stack.stop(*relays, web)
     return _row(TASKRELAY, summary, load, "POST -> relay task -> PSUBSCRIBE -> SSE")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from taskrelay import roles
 from taskrelay.bench import baseline_article
-from taskrelay.bench.drain import WorkerSetup
+from taskrelay.bench.drain import WorkerSetup, start_workers
 from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, free_port, wait_until
 from taskrelay.processes import Child
 from tasks.liveness import live_consumers
@@ -34,20 +34,19 @@ def start_article_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[
     return child, port
 
 
-def start_taskrelay_worker(stack: Stack, queue: str, setup: WorkerSetup) -> Child:
-    """A taskrelay worker, returned once its liveness beacon shows it consumes the queue."""
-    node = f"{queue}-{free_port()}@bench"
-    argv = setup.argv(node)
-    argv[argv.index("-Q") + 1] = queue
-    child = stack.start(node, argv, setup.environment(stack.root))
+def start_taskrelay_workers(stack: Stack, queue: str, setup: WorkerSetup) -> list[Child]:
+    """taskrelay's workers, returned once every liveness beacon shows it consumes the queue."""
+    workers = start_workers(stack, queue, setup, queue=queue)
     client = stack.client()
     try:
 
         def consuming() -> bool:
-            stack.check_alive(child)
-            return node in live_consumers(client, queue)
+            live = live_consumers(client, queue)
+            for worker in workers:
+                stack.check_alive(worker)
+            return all(worker.name in live for worker in workers)
 
-        wait_until(consuming, timeout_s=READY_TIMEOUT_S, what=f"{node} to consume {queue}")
+        wait_until(consuming, timeout_s=READY_TIMEOUT_S, what=f"the workers to consume {queue}")
     finally:
         client.close()
-    return child
+    return workers
