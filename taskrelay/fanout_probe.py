@@ -126,7 +126,7 @@ def main(subscribers: int, messages: int, rate: float, log_dir: Path | None) -> 
         redis_server.start()
         env = {"REDIS_URL": redis_server.url}
         port = _free_port()
-        relay = Child("relay", roles.worker_argv("relay", concurrency=1), var / "relay.log", env)
+        relay = Child("relay", roles.relay_worker_argv(), var / "relay.log", env)
         web = Child("web", roles.web_argv(f"127.0.0.1:{port}"), var / "web.log", env)
         try:
             relay.start()

@@ -87,7 +87,7 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         ),
         Child(
             "relay",
-            roles.worker_argv("relay", concurrency=1),
+            roles.relay_worker_argv(),
             logs / "relay.log",
             env,
             stop_timeout_s=WORKER_STOP_TIMEOUT_S,

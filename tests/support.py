@@ -55,11 +55,16 @@ def start_worker(
     extra_args: list[str] | None = None,
     wait: bool = True,
 ) -> Child:
-    """A real `celery -A tasks worker` subprocess, returned once it consumes its queue."""
+    """A real `celery -A tasks worker` subprocess, returned once it consumes its queue.
+
+    A relay worker runs the relay's pool, as `taskrelay up` runs it.
+    """
     node = name or f"{queue}-{free_port()}@test"
+    pool = roles.RELAY_POOL if queue == "relay" else "prefork"
+    argv = roles.worker_argv(queue, concurrency=concurrency, node_name=node, pool=pool)
     child = Child(
         node,
-        [*roles.worker_argv(queue, concurrency=concurrency, node_name=node), *(extra_args or [])],
+        [*argv, *(extra_args or [])],
         log_dir / f"{node}.log",
         {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **(env or {})},
     )

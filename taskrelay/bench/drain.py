@@ -60,8 +60,10 @@ class WorkerSetup:
     env: dict[str, str] = field(default_factory=dict)
 
     def argv(self, node: str) -> list[str]:
-        argv = roles.worker_argv(TASKRELAY_QUEUE, concurrency=self.concurrency, node_name=node)
-        argv += ["--pool", self.pool, *self.extra_args]
+        argv = roles.worker_argv(
+            TASKRELAY_QUEUE, concurrency=self.concurrency, node_name=node, pool=self.pool
+        )
+        argv += list(self.extra_args)
         if self.loglevel is not None:
             argv += ["--loglevel", self.loglevel]
         return argv

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from taskrelay import roles
 from taskrelay.bench import loadgen, subscribers
 from taskrelay.bench.drain import WorkerSetup
 from taskrelay.bench.errors import BenchError
@@ -37,6 +38,8 @@ WARMUP_POST_TIMEOUT_S = 5.0
 DRAIN_GRACE_S = 15.0
 
 TASKRELAY = "taskrelay SSE subscribers"
+# The relay worker as taskrelay up runs it (taskrelay/roles.py).
+RELAY_SETUP = WorkerSetup(workers=1, pool=roles.RELAY_POOL, concurrency=1)
 RAW = "raw redis-py subscribers"
 
 
@@ -71,7 +74,7 @@ def run(stack: Stack, load: FanoutLoad) -> Section:
 def measure_taskrelay(stack: Stack, load: FanoutLoad) -> Row:
     stack.flush()
     web, port = start_taskrelay_web(stack)
-    relays = start_taskrelay_workers(stack, "relay", WorkerSetup(workers=1, concurrency=1))
+    relays = start_taskrelay_workers(stack, "relay", RELAY_SETUP)
     base = f"http://{HOST}:{port}"
     path = f"/api/channels/{CHANNEL}/messages"
     try:
