@@ -35,7 +35,13 @@ def create_celery_app(
     broker = broker_url or redis_url
     if broker is not None:
         app.conf.update(broker_url=broker, **celeryconfig.broker_dependent_settings(broker))
-    app.conf.update(result_backend=_backend(backend_url, publish_only) or backend_url, **overrides)
+    backend = _backend(backend_url, publish_only)
+    app.conf.update(result_backend=backend or backend_url, **overrides)
+    if backend is not None and "result_backend" not in overrides:
+        # Celery's settings prefer a CELERY_RESULT_BACKEND environment variable to
+        # any configured value, which would silently swap ours for its plain Redis
+        # backend; backend_cls comes before both.
+        app.backend_cls = backend
     return app
 
 
