@@ -105,6 +105,16 @@ class Subscription:
         except queue.Empty:
             return None
 
+    def ready(self, limit: int) -> list[Item]:
+        """Up to ``limit`` items that are waiting already, without blocking."""
+        items: list[Item] = []
+        while len(items) < limit:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
     def stop(self) -> None:
         self.stopped = True
         self.offer(STOP)
