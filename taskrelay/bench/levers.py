@@ -52,6 +52,7 @@ WEB_LEVERS: dict[str, dict[str, str]] = {
 
 def worker_levers(stack: Stack, tasks: int, progress: Progress) -> Section:
     section = Section("worker_levers", "worker levers (drain, no-op tasks)")
+    drain.warm_up(stack, PRODUCTION)
     for name, setup in WORKER_LEVERS.items():
         with progress.step(f"lever: {name}") as report:
             row = drain.drain_taskrelay(stack, name, setup, tasks)
