@@ -31,8 +31,19 @@ def relay_worker_argv(node_name: str | None = None) -> list[str]:
     return worker_argv("relay", concurrency=1, node_name=node_name, pool=RELAY_POOL)
 
 
+# Gossip makes every worker consume every other worker's events, and mingle asks
+# the others for their revoked ids at start-up; taskrelay keeps revokes in Redis
+# (tasks/records.py) and uses neither. Heartbeats stay: Flower and readiness use them.
+WITHOUT_GOSSIP_AND_MINGLE = ("--without-gossip", "--without-mingle")
+
+
 def worker_argv(
-    queue: str, *, concurrency: int, node_name: str | None = None, pool: str = "prefork"
+    queue: str,
+    *,
+    concurrency: int,
+    node_name: str | None = None,
+    pool: str = "prefork",
+    gossip_and_mingle: bool = False,
 ) -> list[str]:
     return [
         PYTHON,
@@ -49,6 +60,7 @@ def worker_argv(
         str(concurrency),
         "--pool",
         pool,
+        *(() if gossip_and_mingle else WITHOUT_GOSSIP_AND_MINGLE),
         "--loglevel",
         "INFO",
     ]

@@ -55,6 +55,7 @@ class WorkerSetup:
     workers: int = 2
     prefetch: int | None = None  # None: celeryconfig's own default
     events: bool = False
+    gossip_and_mingle: bool = False
     loglevel: str | None = None  # None: the level roles.worker_argv sets
     hiredis: bool = True
     extra_args: tuple[str, ...] = ()
@@ -62,7 +63,11 @@ class WorkerSetup:
 
     def argv(self, node: str) -> list[str]:
         argv = roles.worker_argv(
-            TASKRELAY_QUEUE, concurrency=self.concurrency, node_name=node, pool=self.pool
+            TASKRELAY_QUEUE,
+            concurrency=self.concurrency,
+            node_name=node,
+            pool=self.pool,
+            gossip_and_mingle=self.gossip_and_mingle,
         )
         argv += list(self.extra_args)
         if self.loglevel is not None:

@@ -33,9 +33,8 @@ WORKER_LEVERS: dict[str, WorkerSetup] = {
     "2 workers, solo": replace(PRODUCTION, pool="solo"),
     "task events on": replace(PRODUCTION, events=True),
     "without hiredis": replace(PRODUCTION, hiredis=False),
-    "without gossip, mingle, heartbeat": replace(
-        PRODUCTION, extra_args=("--without-gossip", "--without-mingle", "--without-heartbeat")
-    ),
+    "with gossip and mingle": replace(PRODUCTION, gossip_and_mingle=True),
+    "also without heartbeat": replace(PRODUCTION, extra_args=("--without-heartbeat",)),
 }
 
 WEB_LEVERS: dict[str, dict[str, str]] = {
