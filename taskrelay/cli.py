@@ -29,19 +29,27 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--web-port", default=lambda: _env_int("TASKRELAY_WEB_PORT", 5000), show_default="5000"
+    "--web-port",
+    type=int,
+    default=lambda: _env_int("TASKRELAY_WEB_PORT", 5000),
+    show_default="5000",
 )
 @click.option(
-    "--flower-port", default=lambda: _env_int("TASKRELAY_FLOWER_PORT", 5555), show_default="5555"
+    "--flower-port",
+    type=int,
+    default=lambda: _env_int("TASKRELAY_FLOWER_PORT", 5555),
+    show_default="5555",
 )
 @click.option(
     "--redis-port",
+    type=int,
     default=lambda: _env_int("TASKRELAY_REDIS_PORT", 6399),
     show_default="6399",
     help="Port of the embedded Redis (ignored when REDIS_URL is set).",
 )
 @click.option(
     "--concurrency",
+    type=click.IntRange(min=1),
     default=lambda: _env_int("TASKRELAY_WORKER_CONCURRENCY", 2),
     show_default="2",
     help="Tasks run at once: one task worker process (of one pool child) each.",
