@@ -12,15 +12,11 @@ step re-scores the messages it holds. Only scores that exist are touched
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
-from celery import bootsteps
-
 from tasks.connections import shared_client
-
-logger = logging.getLogger(__name__)
+from tasks.repeating import RepeatingStep
 
 
 def held_delivery_tags(consumer: Any) -> list[str]:
@@ -37,39 +33,22 @@ def renew(client: Any, index_key: str, delivery_tags: list[str], now: float) -> 
         client.zadd(index_key, dict.fromkeys(delivery_tags, now), xx=True)
 
 
-class LeaseRenewal(bootsteps.StartStopStep):  # type: ignore[misc]
+class LeaseRenewal(RepeatingStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}
+    # The next run comes well before the visibility timeout runs out.
+    failure_message = "could not renew message leases"
 
-    def __init__(self, consumer: Any, **kwargs: Any) -> None:
-        super().__init__(consumer, **kwargs)
-        self.timer_ref: Any = None
-
-    def start(self, consumer: Any) -> None:
+    def interval_s(self, consumer: Any) -> float | None:
         conf = consumer.app.conf
         if conf.broker_url.partition("://")[0] not in ("redis", "rediss"):
-            return  # other brokers acknowledge natively; there is nothing to renew
-        self.timer_ref = consumer.timer.call_repeatedly(
-            conf.lease_renewal_interval_s, self.renew_held, (consumer,)
-        )
+            return None  # other brokers acknowledge natively; there is nothing to renew
+        return float(conf.lease_renewal_interval_s)
 
-    def stop(self, consumer: Any) -> None:
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
-            self.timer_ref = None
-
-    def shutdown(self, consumer: Any) -> None:
-        self.stop(consumer)
-
-    def renew_held(self, consumer: Any) -> None:
+    def run_once(self, consumer: Any) -> None:
         qos = consumer.task_consumer.channel.qos
-        try:
-            renew(
-                shared_client(consumer.app.conf.broker_url),
-                qos.unacked_index_key,
-                held_delivery_tags(consumer),
-                time.time(),
-            )
-        except Exception:
-            # A loop boundary: Redis may be restarting; the next tick tries again,
-            # well before the visibility timeout runs out.
-            logger.warning("could not renew message leases", exc_info=True)
+        renew(
+            shared_client(consumer.app.conf.broker_url),
+            qos.unacked_index_key,
+            held_delivery_tags(consumer),
+            time.time(),
+        )

@@ -10,16 +10,12 @@ tasks yet, so it must not say that it does.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
-from celery import bootsteps
-
 from tasks import keys, records
 from tasks.connections import shared_client
-
-logger = logging.getLogger(__name__)
+from tasks.repeating import RepeatingStep
 
 BEACON_INTERVAL_S = 5.0
 # A mark outlives a few missed beats before the worker counts as gone.
@@ -35,35 +31,23 @@ def live_consumers(client: Any, queue: str) -> list[str]:
     ]
 
 
-class LivenessBeacon(bootsteps.StartStopStep):  # type: ignore[misc]
+class LivenessBeacon(RepeatingStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}
+    failure_message = "liveness beacon could not reach Redis"
 
-    def __init__(self, consumer: Any, **kwargs: Any) -> None:
-        super().__init__(consumer, **kwargs)
-        self.timer_ref: Any = None
+    def interval_s(self, consumer: Any) -> float | None:
+        return BEACON_INTERVAL_S
 
     def start(self, consumer: Any) -> None:
-        self.beat(consumer)
-        self.timer_ref = consumer.timer.call_repeatedly(BEACON_INTERVAL_S, self.beat, (consumer,))
+        self.run(consumer)  # ready at once, not one interval later
+        super().start(consumer)
 
-    def stop(self, consumer: Any) -> None:
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
-            self.timer_ref = None
-
-    def shutdown(self, consumer: Any) -> None:
-        self.stop(consumer)
-
-    def beat(self, consumer: Any) -> None:
+    def run_once(self, consumer: Any) -> None:
         queues = list(consumer.app.amqp.queues.consume_from or consumer.app.amqp.queues)
         client = shared_client(consumer.app.conf.taskrelay_redis_url)
         now = time.time()
-        try:
-            with client.pipeline(transaction=False) as pipe:
-                for queue in queues:
-                    pipe.zadd(keys.queue_consumers(queue), {consumer.hostname: now})
-                    pipe.zremrangebyscore(keys.queue_consumers(queue), 0, now - BEACON_TTL_S)
-                pipe.execute()
-        except Exception:
-            # A loop boundary: Redis may be restarting; the next beat tries again.
-            logger.warning("liveness beacon could not reach Redis", exc_info=True)
+        with client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.zadd(keys.queue_consumers(queue), {consumer.hostname: now})
+                pipe.zremrangebyscore(keys.queue_consumers(queue), 0, now - BEACON_TTL_S)
+            pipe.execute()

@@ -14,10 +14,9 @@ import os
 import time
 from typing import Any
 
-from celery import bootsteps
-
 from tasks import channel_log, channels
 from tasks.connections import shared_client
+from tasks.repeating import RepeatingStep
 
 logger = logging.getLogger(__name__)
 
@@ -42,32 +41,21 @@ def sweep(client: Any, older_than_s: float, limit: int = SWEEP_BATCH) -> int:
     return len(overdue)
 
 
-class RelaySweeper(bootsteps.StartStopStep):  # type: ignore[misc]
+class RelaySweeper(RepeatingStep):
     requires = {"celery.worker.components:Timer"}
+    failure_message = "relay sweeper could not reach Redis"
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
-        self.timer_ref: Any = None
         self.sweep_after_s = float(
             os.environ.get("TASKRELAY_RELAY_SWEEP_AFTER_S", DEFAULT_SWEEP_AFTER_S)
         )
 
-    def start(self, worker: Any) -> None:
+    def interval_s(self, worker: Any) -> float | None:
         queues = set(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
-        if RELAY_QUEUE in queues:
-            self.timer_ref = worker.timer.call_repeatedly(SWEEP_INTERVAL_S, self.run, (worker,))
+        return SWEEP_INTERVAL_S if RELAY_QUEUE in queues else None
 
-    def stop(self, worker: Any) -> None:
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
-            self.timer_ref = None
-
-    def run(self, worker: Any) -> None:
-        try:
-            relayed = sweep(shared_client(worker.app.conf.taskrelay_redis_url), self.sweep_after_s)
-        except Exception:
-            # A loop boundary: Redis may be restarting; the next sweep tries again.
-            logger.warning("relay sweeper could not reach Redis", exc_info=True)
-            return
+    def run_once(self, worker: Any) -> None:
+        relayed = sweep(shared_client(worker.app.conf.taskrelay_redis_url), self.sweep_after_s)
         if relayed:
             logger.warning("relayed %d channel message(s) the broker had lost", relayed)
