@@ -15,16 +15,16 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import sync_playwright
+
+from taskrelay.waiting import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "dashboard.png"
@@ -45,21 +45,6 @@ VIEWPORT = {"width": 1280, "height": 1000}
 SHOWCASE_CHANNEL = "news"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(probe: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not probe():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.5)
-
-
 @contextlib.contextmanager
 def running_system() -> Iterator[str]:
     """`taskrelay up` in a throw-away directory; yields the web's base URL."""
@@ -74,7 +59,13 @@ def running_system() -> Iterator[str]:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         base_url = f"http://127.0.0.1:{web_port}"
         try:
-            wait_for(lambda: _ready(base_url, process), READY_TIMEOUT_S, "the system to be ready")
+            wait_until(
+                lambda: _ready(base_url, process),
+                timeout_s=READY_TIMEOUT_S,
+                what="the system to be ready",
+                interval_s=0.5,
+                error=SystemExit,
+            )
             yield base_url
         finally:
             # Ctrl-C is how a person stops `taskrelay up`; it stops every role cleanly.

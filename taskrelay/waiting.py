@@ -1,7 +1,8 @@
-"""Bounded waits and log tails, shared by the benchmark and the tests."""
+"""Bounded waits, free ports and log tails, shared by the benchmark, the tests and scripts."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 POLL_INTERVAL_S = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_until(

@@ -19,9 +19,10 @@ from taskrelay import roles
 from taskrelay.bench import baseline_article, baseline_celery
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.results import Row, Section
-from taskrelay.bench.stack import Stack, free_port, python_module, wait_until
+from taskrelay.bench.stack import Stack, python_module, wait_until
 from taskrelay.bench.stats import rate, ratio
 from taskrelay.processes import Child
+from taskrelay.waiting import free_port
 from tasks import create_celery_app, keys
 from tasks.names import celery_name
 

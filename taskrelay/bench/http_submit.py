@@ -13,8 +13,9 @@ from taskrelay.bench import loadgen, null_server
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
 from taskrelay.bench.servers import HOST, start_article_web, start_taskrelay_web
-from taskrelay.bench.stack import Stack, free_port, python_module
+from taskrelay.bench.stack import Stack, python_module
 from taskrelay.bench.stats import ms, ratio
+from taskrelay.waiting import free_port
 
 SUBMIT_BODY = {"task": "noop"}
 WARMUP_S = 1.0

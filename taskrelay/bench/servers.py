@@ -5,8 +5,9 @@ from __future__ import annotations
 from taskrelay import roles
 from taskrelay.bench import baseline_article
 from taskrelay.bench.drain import WorkerSetup, start_workers
-from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, free_port, wait_until
+from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, wait_until
 from taskrelay.processes import Child
+from taskrelay.waiting import free_port
 from tasks.liveness import live_consumers
 
 HOST = "127.0.0.1"

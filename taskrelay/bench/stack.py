@@ -7,7 +7,6 @@ when a step fails or the user presses Ctrl-C.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from taskrelay import waiting
 from taskrelay.bench.errors import BenchError
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child, stop_together
-from taskrelay.waiting import log_tail
+from taskrelay.waiting import free_port, log_tail
 
 T = TypeVar("T")
 
@@ -30,13 +29,6 @@ READY_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.05
 # Children of the benchmark hold no work worth finishing; they get this long.
 STOP_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(
