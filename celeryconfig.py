@@ -18,6 +18,11 @@ taskrelay_redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
 broker_url = os.environ.get("CELERY_BROKER_URL") or taskrelay_redis_url
 result_backend = os.environ.get("CELERY_RESULT_BACKEND") or taskrelay_redis_url
 
+# taskrelay's own task modules; workers and the web load them, then the user's
+# own, named in TASKRELAY_TASK_MODULES (comma-separated, such as "mypkg.jobs").
+imports = ("tasks.jobs", "tasks.channels.relay")
+taskrelay_task_modules = os.environ.get("TASKRELAY_TASK_MODULES", "")
+
 # JSON only, everywhere: a pickle payload is refused before it is decoded.
 task_serializer = "json"
 result_serializer = "json"
@@ -30,7 +35,7 @@ result_accept_content = ["json"]
 task_acks_late = True
 task_reject_on_worker_lost = True
 # STARTED is stored by the task base class, in the round trip that records the
-# start (tasks/tracking.py), rather than by Celery in two more of its own.
+# start (tasks/celery_ext/tracking.py), rather than by Celery in two more of its own.
 task_track_started = False
 
 # Prefetch is a throughput lever measured in docs/benchmarks.md; prefetched
@@ -44,7 +49,7 @@ task_routes = ({"taskrelay.relay.*": {"queue": "relay"}}, "tasks.registry.route"
 task_create_missing_queues = False
 
 # On Redis, a message not acknowledged within this many seconds goes back on the
-# queue. Live workers renew the lease of every message they hold (tasks/leases.py)
+# queue. Live workers renew the lease of every message they hold (tasks/celery_ext/leases.py)
 # every third of this, so it bounds how long a dead worker's tasks wait, not how
 # long a task or a countdown may take (see docs/decisions.md).
 visibility_timeout_s = int(os.environ.get("TASKRELAY_VISIBILITY_TIMEOUT", "30"))
@@ -82,8 +87,8 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
     arguments = None if redis else {"x-queue-type": "quorum"}
     return {
         # Plain redis:// gets kombu's Redis transport with one client object per
-        # channel (tasks/broker_transport.py); other schemes keep kombu's choice.
-        "broker_transport": "tasks.broker_transport:Transport" if scheme == "redis" else None,
+        # channel (tasks/celery_ext/transport.py); other schemes keep kombu's choice.
+        "broker_transport": "tasks.celery_ext.transport:Transport" if scheme == "redis" else None,
         "broker_transport_options": _redis_transport_options if redis else _amqp_transport_options,
         "task_queues": {
             name: {

@@ -14,9 +14,11 @@ from typing import Any
 
 import redis
 
-from tasks import channel_cursor, channel_log, channels, keys
-from tasks.channel_cursor import Cursor
+from tasks import channels, keys
 from tasks.channels import Delivery, Pattern
+from tasks.channels import cursor as channel_cursor
+from tasks.channels import log as channel_log
+from tasks.channels.cursor import Cursor
 from tasks.connections import WEB_RETRIES, make_client
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from typing import Any
 from celery import shared_task
 
 from tasks import registry
+from tasks.celery_ext.tracking import TrackedTask
 from tasks.names import celery_name as celery_name_of
-from tasks.tracking import TrackedTask
 
 
 def http_task(

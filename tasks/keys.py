@@ -76,6 +76,6 @@ METRICS_CHANNEL_DELIVERED = PREFIX + "metrics:channel-delivered"
 METRICS_CHANNEL_DROPPED = PREFIX + "metrics:channel-dropped"
 # Channel messages accepted but not yet relayed, by message id (a hash of the
 # message and a sorted set by acceptance time): the relay worker's sweeper
-# relays what the broker lost (tasks/relay_sweeper.py).
+# relays what the broker lost (tasks/celery_ext/relay_sweeper.py).
 RELAY_PENDING = PREFIX + "relay:pending"
 RELAY_PENDING_INDEX = PREFIX + "relay:pending-index"

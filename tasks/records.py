@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from tasks import defaults, keys, metrics
-from tasks.result_backend import GUARDED_SET
+from tasks.celery_ext.result_backend import GUARDED_SET
 
 QUEUED = "QUEUED"
 STARTED = "STARTED"

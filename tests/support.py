@@ -11,8 +11,8 @@ import httpx
 from taskrelay import roles, waiting
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
+from tasks.celery_ext.liveness import live_consumers
 from tasks.connections import make_client
-from tasks.liveness import live_consumers
 
 T = TypeVar("T")
 

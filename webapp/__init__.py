@@ -7,19 +7,15 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import (
-    api_channels,
-    api_metrics,
-    api_ops,
-    api_stats,
-    api_tasks,
-    auth,
-    dashboard,
-    limits,
-    settings,
-)
+from webapp import auth, limits, settings
+from webapp.channels import api as api_channels
+from webapp.dashboard import views as dashboard
 from webapp.errors import register_error_handlers
+from webapp.ops import api as api_ops
+from webapp.ops import metrics as api_metrics
+from webapp.ops import stats as api_stats
 from webapp.services import init_services
+from webapp.tasks import api as api_tasks
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks import records, registry
-from webapp import openapi_channels
+from webapp.channels import openapi as openapi_channels
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _TASK = {"$ref": "#/components/schemas/Task"}

@@ -9,7 +9,8 @@ from celery import Celery
 from flask import Flask, current_app
 from redis import Redis
 
-from tasks import create_celery_app
+from tasks import task_modules
+from tasks.app_factory import create_celery_app
 from tasks.connections import WEB_MAX_CONNECTIONS, WEB_RETRIES, make_client
 
 EXTENSION_KEY = "taskrelay"
@@ -43,6 +44,8 @@ def init_services(app: Flask) -> Services:
     )
     if app.config.get("CELERY"):
         celery.conf.update(app.config["CELERY"])
+    # The registry the API validates against: the same task modules as the workers'.
+    task_modules.load_configured(celery.conf)
     client = make_client(
         app.config["REDIS_URL"], retries=WEB_RETRIES, max_connections=WEB_MAX_CONNECTIONS
     )

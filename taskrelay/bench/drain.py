@@ -23,7 +23,8 @@ from taskrelay.bench.stack import Stack, python_module, wait_until
 from taskrelay.bench.stats import rate, ratio
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
-from tasks import create_celery_app, keys
+from tasks import keys
+from tasks.app_factory import create_celery_app
 from tasks.names import celery_name
 
 TASKRELAY_NOOP = celery_name("noop")

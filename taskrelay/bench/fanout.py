@@ -55,7 +55,7 @@ class FanoutLoad:
 
 
 def channels_api_present() -> bool:
-    return importlib.util.find_spec("webapp.api_channels") is not None
+    return importlib.util.find_spec("webapp.channels.api") is not None
 
 
 def run(stack: Stack, load: FanoutLoad) -> Section:

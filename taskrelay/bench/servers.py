@@ -8,7 +8,7 @@ from taskrelay.bench.drain import WorkerSetup, start_workers
 from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, wait_until
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
-from tasks.liveness import live_consumers
+from tasks.celery_ext.liveness import live_consumers
 
 HOST = "127.0.0.1"
 # Keep-alive comments every second, so a new SSE client gets its first bytes soon.

@@ -25,8 +25,8 @@ import yaml
 
 import celeryconfig
 from taskrelay.processes import Child
+from tasks.celery_ext.liveness import live_consumers
 from tasks.connections import make_client
-from tasks.liveness import live_consumers
 from tests.support import REPO_ROOT, free_port, log_tail, stop, wait_until
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

@@ -15,8 +15,8 @@ from taskrelay.processes import Child
 from tests.e2e.fanout_support import fresh_channel, publish, tree_rss_bytes
 from tests.sse_reader import SseReader, http_lines
 from tests.support import start_web, stop, wait_until
-from webapp import channel_metrics
-from webapp.channel_metrics import subscriber_counts
+from webapp.channels import metrics as channel_metrics
+from webapp.channels.metrics import subscriber_counts
 
 pytestmark = pytest.mark.usefixtures("relay_worker")
 

@@ -23,7 +23,7 @@ from tasks import keys
 from tests.e2e.fanout_support import TerminalSubscriber, fresh_channel, publish
 from tests.sse_reader import SseReader, http_lines
 from tests.support import free_port, start_web, start_worker, stop, wait_until
-from webapp.channel_metrics import subscriber_counts
+from webapp.channels.metrics import subscriber_counts
 
 # Short enough that a killed relay worker's messages come back within seconds.
 FAULT_VISIBILITY_TIMEOUT_S = "6"

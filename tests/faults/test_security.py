@@ -15,7 +15,8 @@ import trustme
 from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import find_server_binary, server_arguments
-from tasks import create_celery_app, keys
+from tasks import keys
+from tasks.app_factory import create_celery_app
 from tests.faults.conftest import WorkerFactory
 from tests.faults.helpers import submit, wait_for_state
 from tests.support import free_port, start_worker, stop, wait_until

@@ -28,8 +28,8 @@ from taskrelay import roles
 from taskrelay.embedded_redis import find_server_binary, server_arguments
 from taskrelay.processes import Child
 from tasks import keys
+from tasks.celery_ext.liveness import live_consumers
 from tasks.connections import make_client
-from tasks.liveness import live_consumers
 from tests.hosts.netns import Host, NetnsUnavailable, Network, check_available
 from tests.support import free_port, log_tail, stop, wait_until
 from webapp import create_app

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from kombu import Connection
 
-from tasks import create_celery_app
+from tasks.app_factory import create_celery_app
 
 
 def test_redis_urls_use_the_shared_client_transport_and_messages_go_through(
     redis_url: str,
 ) -> None:
     app = create_celery_app(redis_url)
-    assert app.conf.broker_transport == "tasks.broker_transport:Transport"
+    assert app.conf.broker_transport == "tasks.celery_ext.transport:Transport"
     with app.connection_for_write() as connection:
         channel = connection.default_channel
-        assert type(channel).__module__ == "tasks.broker_transport"
+        assert type(channel).__module__ == "tasks.celery_ext.transport"
         assert channel._create_client() is channel._create_client()
         queue = connection.SimpleQueue("taskrelay-test-transport")
         try:

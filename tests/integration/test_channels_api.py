@@ -13,11 +13,14 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tasks import channel_log, channels, keys, relay_sweeper
-from tasks.relay import RELAY_TASK_NAME
+from tasks import channels, keys
+from tasks.celery_ext import relay_sweeper
+from tasks.channels import log as channel_log
+from tasks.channels.relay import RELAY_TASK_NAME
 from tests.sse_reader import SseReader, flask_lines
 from tests.support import wait_until
-from webapp import channel_metrics, create_app
+from webapp import create_app
+from webapp.channels import metrics as channel_metrics
 from webapp.services import services
 
 pytestmark = pytest.mark.usefixtures("relay_worker")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import create_celery_app
-from tasks.result_backend import GuardedRedisBackend, PublishOnlyRedisBackend
+from tasks.app_factory import create_celery_app
+from tasks.celery_ext.result_backend import GuardedRedisBackend, PublishOnlyRedisBackend
 
 
 def test_a_celery_result_backend_variable_does_not_swap_the_guarded_backend(

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tasks import channels
-from tasks.channel_cursor import Cursor
 from tasks.channels import InvalidChannel
+from tasks.channels.cursor import Cursor
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Annotated
 
 import pytest
 
-from tasks import registry
+import celeryconfig
+from tasks import registry, task_modules
 from tasks.errors import InvalidArgument
 from tasks.registry import Bounds
 
@@ -90,9 +93,41 @@ def test_a_parameter_without_a_json_type_is_refused_at_declaration() -> None:
         )
 
 
-def test_the_shipped_tasks_are_registered() -> None:
-    import tasks  # noqa: F401  (declares the tasks)
+def test_the_shipped_tasks_are_registered_once_their_modules_are_loaded() -> None:
+    task_modules.load(celeryconfig.imports)
 
     assert {"consume", "long_task", "flaky", "always_fails", "noop"} <= {
         s.name for s in registry.all_specs()
     }
+
+
+def test_importing_tasks_declares_nothing() -> None:
+    code = (
+        "import sys, tasks; from tasks import registry; "
+        "assert not registry.all_specs(); assert 'tasks.jobs' not in sys.modules; "
+        "assert 'tasks.celery' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_user_task_module_inside_our_packages_is_refused_by_name() -> None:
+    with pytest.raises(task_modules.TaskModuleError, match="taskrelay's own package 'tasks'"):
+        task_modules.parse("mypkg.jobs, tasks.mine")
+
+
+def test_a_missing_user_task_module_is_named_in_the_error() -> None:
+    with pytest.raises(task_modules.TaskModuleError, match="'no_such_pkg.jobs' was not found"):
+        task_modules.load(task_modules.parse("no_such_pkg.jobs"))
+
+
+def test_a_user_task_named_like_one_of_ours_is_refused() -> None:
+    task_modules.load(celeryconfig.imports)
+
+    def consume(number: int) -> None: ...
+
+    with pytest.raises(ValueError, match="two tasks are registered as 'consume'"):
+        registry.register(
+            registry.spec_from_function(
+                consume, name="consume", celery_name="x.consume", queue="tasks", bound=False
+            )
+        )

@@ -8,8 +8,8 @@ import pytest
 
 import tasks  # noqa: F401  (declares the tasks)
 from webapp.errors import BadRequest, NotFound
-from webapp.submission import fingerprint, parse_submission
-from webapp.task_submit import delay_seconds
+from webapp.tasks.accept import delay_seconds
+from webapp.tasks.request import fingerprint, parse_submission
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

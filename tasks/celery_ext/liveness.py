@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from tasks import keys, records
+from tasks.celery_ext.repeating import RepeatingStep
 from tasks.connections import shared_client
-from tasks.repeating import RepeatingStep
 
 BEACON_INTERVAL_S = 5.0
 # A mark outlives a few missed beats before the worker counts as gone.

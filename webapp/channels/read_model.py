@@ -7,9 +7,10 @@ from typing import Any
 
 import redis
 
-from tasks import channel_log, channels
+from tasks import channels
 from tasks.channels import Position
-from webapp.channel_metrics import subscriber_counts
+from tasks.channels import log as channel_log
+from webapp.channels.metrics import subscriber_counts
 
 
 def history(client: redis.Redis, channel: str, after: str | None, limit: int) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from typing import Any
 
 import redis
 
-from tasks import channel_log, channels
+from tasks import channels
 from tasks.channels import Delivery, Pattern, Position
+from tasks.channels import log as channel_log
 
 
 @dataclass

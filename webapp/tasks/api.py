@@ -7,11 +7,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from tasks import deadletters, records, registry
-from webapp import sse, task_submit, task_views
+from webapp import sse
 from webapp.errors import BadRequest, Conflict, NotFound
 from webapp.jsonbody import read_json_object
 from webapp.services import services
-from webapp.submission import check_idempotency_key, fingerprint, parse_submission
+from webapp.tasks import accept as task_submit
+from webapp.tasks import read_model as task_views
+from webapp.tasks.request import check_idempotency_key, fingerprint, parse_submission
 
 bp = Blueprint("tasks_api", __name__, url_prefix="/api")
 

@@ -23,7 +23,7 @@ import redis
 
 from tasks import channels, connections, keys
 from tasks.channels import Delivery, Pattern
-from webapp.channel_metrics import ChannelMetrics
+from webapp.channels.metrics import ChannelMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from tasks import metrics
-from webapp import channel_metrics
-from webapp.queues import queue_depths
+from webapp.channels import metrics as channel_metrics
+from webapp.ops.queues import queue_depths
 from webapp.services import Services, services
 
 bp = Blueprint("metrics", __name__)

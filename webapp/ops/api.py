@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from tasks.liveness import BEACON_TTL_S, live_consumers
+from tasks.celery_ext.liveness import BEACON_TTL_S, live_consumers
 from webapp import openapi
 from webapp.errors import UNREACHABLE
 from webapp.services import services

@@ -7,7 +7,7 @@ from typing import Any
 from celery import Celery
 
 import celeryconfig
-from tasks.result_backend import BACKEND_PATH, PUBLISH_ONLY_BACKEND_PATH
+from tasks.celery_ext.result_backend import BACKEND_PATH, PUBLISH_ONLY_BACKEND_PATH
 
 _REDIS_SCHEMES = ("redis", "rediss")
 

@@ -10,10 +10,13 @@ from flask import Blueprint, current_app, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from tasks import deadletters, registry
-from webapp import auth, channel_publish, task_submit, task_views
+from webapp import auth
+from webapp.channels import publish as channel_publish
 from webapp.errors import UNREACHABLE
 from webapp.services import services
-from webapp.submission import parse_submission
+from webapp.tasks import accept as task_submit
+from webapp.tasks import read_model as task_views
+from webapp.tasks.request import parse_submission
 
 bp = Blueprint("dashboard", __name__)
 

@@ -13,7 +13,8 @@ from typing import Any
 import redis
 from celery import shared_task
 
-from tasks import channel_log, channels
+from tasks import channels
+from tasks.channels import log as channel_log
 from tasks.connections import shared_client
 
 RELAY_TASK_NAME = "taskrelay.relay.publish"

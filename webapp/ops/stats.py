@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from tasks import keys, records
 from tasks.connections import WEB_RETRIES, make_client
-from webapp.queues import QUEUES, queue_depths
+from webapp.ops.queues import QUEUES, queue_depths
 from webapp.services import Services, services
 
 bp = Blueprint("stats_api", __name__, url_prefix="/api")

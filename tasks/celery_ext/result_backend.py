@@ -46,8 +46,8 @@ end
 return 1
 """
 
-BACKEND_PATH = "tasks.result_backend:GuardedRedisBackend"
-PUBLISH_ONLY_BACKEND_PATH = "tasks.result_backend:PublishOnlyRedisBackend"
+BACKEND_PATH = "tasks.celery_ext.result_backend:GuardedRedisBackend"
+PUBLISH_ONLY_BACKEND_PATH = "tasks.celery_ext.result_backend:PublishOnlyRedisBackend"
 
 # One Redis command, as its words: ["HSET", key, field, value].
 Command = list[str]

@@ -13,10 +13,10 @@ from celery import Task, states
 from celery.exceptions import Ignore
 
 from tasks import deadletters, metrics, records
+from tasks.celery_ext.result_backend import Command, GuardedRedisBackend
 from tasks.connections import shared_client
 from tasks.errors import PoisonTaskError
 from tasks.names import public_name
-from tasks.result_backend import Command, GuardedRedisBackend
 
 # An attempt started more often than this killed (or lost) its worker each time
 # before; it is dead-lettered instead of being handed to yet another worker.

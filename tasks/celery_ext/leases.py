@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tasks.celery_ext.repeating import RepeatingStep
 from tasks.connections import shared_client
-from tasks.repeating import RepeatingStep
 
 
 def held_delivery_tags(consumer: Any) -> list[str]:

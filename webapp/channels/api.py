@@ -6,14 +6,17 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from tasks import channel_cursor, channels
-from tasks.channel_cursor import Cursor
+from tasks import channels
 from tasks.channels import InvalidChannel
-from webapp import channel_publish, channel_views, sse
-from webapp.channel_metrics import METRICS
-from webapp.channel_stream import ChannelStream
+from tasks.channels import cursor as channel_cursor
+from tasks.channels.cursor import Cursor
+from webapp import sse
+from webapp.channels import publish as channel_publish
+from webapp.channels import read_model as channel_views
+from webapp.channels.hub import Hub, Selector
+from webapp.channels.metrics import METRICS
+from webapp.channels.stream import ChannelStream
 from webapp.errors import BadRequest, error_response
-from webapp.hub import Hub, Selector
 from webapp.jsonbody import read_json_object
 from webapp.services import services
 

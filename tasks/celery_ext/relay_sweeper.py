@@ -14,9 +14,10 @@ import os
 import time
 from typing import Any
 
-from tasks import channel_log, channels
+from tasks import channels
+from tasks.celery_ext.repeating import RepeatingStep
+from tasks.channels import log as channel_log
 from tasks.connections import shared_client
-from tasks.repeating import RepeatingStep
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from typing import Any
 import redis
 
 from tasks import defaults, keys, records
-from webapp import task_views
 from webapp.errors import UNREACHABLE, Conflict, ServiceUnavailable
 from webapp.services import Services
-from webapp.submission import Submission
+from webapp.tasks import read_model as task_views
+from webapp.tasks.request import Submission
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks import channel_cursor, channel_log
-from tasks.channel_cursor import Cursor
 from tasks.channels import Delivery
+from tasks.channels import cursor as channel_cursor
+from tasks.channels import log as channel_log
+from tasks.channels.cursor import Cursor
 from webapp import sse
-from webapp.channel_metrics import ChannelMetrics
+from webapp.channels.hub import RESYNC, STOP, Hub, Selector, Subscription
+from webapp.channels.metrics import ChannelMetrics
 from webapp.errors import UNREACHABLE
-from webapp.hub import RESYNC, STOP, Hub, Selector, Subscription
 
 # How long a client waits for Redis while catching up before it is told to
 # reconnect (it then resumes with Last-Event-ID, so nothing is lost).

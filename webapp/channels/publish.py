@@ -10,9 +10,10 @@ from typing import Any
 
 from flask import current_app
 
-from tasks import channel_log, channels
-from tasks.relay import RELAY_TASK_NAME
-from webapp.channel_metrics import METRICS
+from tasks import channels
+from tasks.channels import log as channel_log
+from tasks.channels.relay import RELAY_TASK_NAME
+from webapp.channels.metrics import METRICS
 from webapp.errors import UNREACHABLE, BadRequest, ServiceUnavailable
 from webapp.services import Services, services
 
