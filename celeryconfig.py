@@ -7,6 +7,8 @@ Every number carries its unit in its name or in the comment beside it.
 import os
 from typing import Any
 
+from tasks import queues, redis_urls
+
 # The embedded Redis that `taskrelay up` starts listens here; any other Redis or
 # Valkey is chosen with REDIS_URL (redis://, rediss://, with or without password).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6399/0"
@@ -15,8 +17,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6399/0"
 taskrelay_redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
 
 # Unset or empty (as docker-compose passes an unset variable) means that Redis.
-broker_url = os.environ.get("CELERY_BROKER_URL") or taskrelay_redis_url
-result_backend = os.environ.get("CELERY_RESULT_BACKEND") or taskrelay_redis_url
+broker_url = redis_urls.or_default(os.environ.get("CELERY_BROKER_URL"), taskrelay_redis_url)
+result_backend = redis_urls.or_default(os.environ.get("CELERY_RESULT_BACKEND"), taskrelay_redis_url)
 
 # taskrelay's own task modules; workers and the web load them, then the user's
 # own, named in TASKRELAY_TASK_MODULES (comma-separated, such as "mypkg.jobs").
@@ -44,8 +46,8 @@ worker_prefetch_multiplier = int(os.environ.get("TASKRELAY_PREFETCH", "4"))
 
 # Two queues: slow work can never delay pub/sub delivery. Their declaration
 # depends on the broker (see broker_dependent_settings below).
-task_default_queue = "tasks"
-task_routes = ({"taskrelay.relay.*": {"queue": "relay"}}, "tasks.registry.route")
+task_default_queue = queues.TASK_QUEUE
+task_routes = ({"taskrelay.relay.*": {"queue": queues.RELAY_QUEUE}}, "tasks.registry.route")
 task_create_missing_queues = False
 
 # On Redis, a message not acknowledged within this many seconds goes back on the
@@ -69,7 +71,12 @@ _redis_transport_options = {
 # RabbitMQ acknowledges natively, so it needs no visibility timeout; a publish
 # counts only once the broker confirmed it, so a 202 means the message is stored.
 _amqp_transport_options: dict[str, Any] = {"confirm_publish": True}
-_REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
+# taskrelay's transport for redis:// and rediss:// brokers (tasks/celery_ext/transport.py);
+# TASKRELAY_BROKER_TRANSPORT=kombu keeps kombu's stock Redis transport, for comparison.
+_TRANSPORTS = {"taskrelay": "tasks.celery_ext.transport:Transport", "kombu": None}
+_transport_choice = os.environ.get("TASKRELAY_BROKER_TRANSPORT", "taskrelay")
+if _transport_choice not in _TRANSPORTS:
+    raise ValueError(f"TASKRELAY_BROKER_TRANSPORT must be one of {sorted(_TRANSPORTS)}")
 
 
 def broker_dependent_settings(url: str) -> dict[str, Any]:
@@ -81,14 +88,15 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
     RabbitMQ's native delayed delivery, which needs topic exchanges; quorum
     queues have no x-max-priority, so priorities are only a hint there.
     """
-    scheme = url.partition("://")[0].lower()
-    redis = scheme in _REDIS_SCHEMES
+    scheme = redis_urls.scheme(url)
+    redis = redis_urls.is_redis_broker(url)
     exchange_type = "direct" if redis else "topic"
     arguments = None if redis else {"x-queue-type": "quorum"}
     return {
-        # Plain redis:// gets kombu's Redis transport with one client object per
-        # channel (tasks/celery_ext/transport.py); other schemes keep kombu's choice.
-        "broker_transport": "tasks.celery_ext.transport:Transport" if scheme == "redis" else None,
+        # redis:// and rediss:// get taskrelay's transport; other schemes keep kombu's choice.
+        "broker_transport": _TRANSPORTS[_transport_choice]
+        if scheme in ("redis", "rediss")
+        else None,
         "broker_transport_options": _redis_transport_options if redis else _amqp_transport_options,
         "task_queues": {
             name: {
@@ -97,7 +105,7 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
                 "routing_key": name,
                 "queue_arguments": arguments,
             }
-            for name in ("tasks", "relay")
+            for name in queues.QUEUES
         },
     }
 
