@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.errors import InvalidArgument
+from tasks.errors import InvalidArgument, TaskrelayError
 
 # JSON types a parameter may declare, and the name the API shows for each.
 _TYPE_NAMES: dict[type, str] = {
@@ -85,6 +85,10 @@ class Param:
         return value
 
 
+class TaskNameClash(TaskrelayError, ValueError):
+    """Two task functions share one public name; the message names both modules."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """What HTTP may know about a task: its public name, queue and parameters."""
@@ -94,6 +98,8 @@ class TaskSpec:
     queue: str
     description: str
     params: tuple[Param, ...]
+    # The module that declares the task: names the two sides of a clash.
+    module: str
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,8 +141,18 @@ _REGISTRY: dict[str, TaskSpec] = {}
 
 
 def register(spec: TaskSpec) -> None:
-    if spec.name in _REGISTRY and _REGISTRY[spec.name] != spec:
-        raise ValueError(f"two tasks are registered as {spec.name!r}")
+    """Add a task; the same declaration again is harmless, another one of that name is not.
+
+    Public names share one namespace (HTTP and Celery both use them), so a user's task
+    named like one of ours, or like another user's, must be renamed rather than win
+    silently in some processes and lose in others.
+    """
+    known = _REGISTRY.get(spec.name)
+    if known is not None and known != spec:
+        raise TaskNameClash(
+            f"task {spec.name!r} from {spec.module} clashes with {known.name!r} "
+            f"from {known.module}; rename one"
+        )
     _REGISTRY[spec.name] = spec
 
 
@@ -174,6 +190,7 @@ def spec_from_function(
         queue=queue,
         description=inspect.getdoc(fn) or "",
         params=tuple(_param_from_signature(p, hints) for p in params),
+        module=fn.__module__,
     )
 
 

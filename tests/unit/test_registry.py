@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Annotated
@@ -116,7 +117,9 @@ def test_a_user_task_module_inside_our_packages_is_refused_by_name() -> None:
 
 
 def test_a_missing_user_task_module_is_named_in_the_error() -> None:
-    with pytest.raises(task_modules.TaskModuleError, match="'no_such_pkg.jobs' was not found"):
+    with pytest.raises(
+        task_modules.TaskModuleError, match=re.escape("'no_such_pkg.jobs' was not found")
+    ):
         task_modules.load(task_modules.parse("no_such_pkg.jobs"))
 
 
@@ -125,9 +128,39 @@ def test_a_user_task_named_like_one_of_ours_is_refused() -> None:
 
     def consume(number: int) -> None: ...
 
-    with pytest.raises(ValueError, match="two tasks are registered as 'consume'"):
+    with pytest.raises(
+        registry.TaskNameClash,
+        match=re.escape(
+            "task 'consume' from tests.unit.test_registry clashes with 'consume' "
+            "from tasks.jobs; rename one"
+        ),
+    ):
         registry.register(
             registry.spec_from_function(
                 consume, name="consume", celery_name="x.consume", queue="tasks", bound=False
+            )
+        )
+
+
+def test_a_task_declared_again_by_the_same_module_is_accepted() -> None:
+    task_modules.load(celeryconfig.imports)
+    ours = registry.lookup("noop")
+    assert ours is not None
+
+    registry.register(ours)
+
+    assert registry.lookup("noop") is ours
+
+
+def test_a_user_task_identical_to_one_of_ours_but_in_its_own_module_is_refused() -> None:
+    task_modules.load(celeryconfig.imports)
+
+    def noop() -> None:
+        """Do nothing: the benchmark's unit of work."""
+
+    with pytest.raises(registry.TaskNameClash, match=re.escape("'noop' from tasks.jobs")):
+        registry.register(
+            registry.spec_from_function(
+                noop, name="noop", celery_name="taskrelay.tasks.noop", queue="tasks", bound=False
             )
         )
