@@ -60,7 +60,22 @@ def main() -> None:
     show_default="var",
     type=click.Path(file_okay=False, path_type=Path),
 )
-def up(web_port: int, flower_port: int, redis_port: int, concurrency: int, var_dir: Path) -> None:
+@click.option(
+    "--tasks",
+    "task_modules",
+    metavar="MODULES",
+    default=None,
+    help="Your task modules, comma-separated (such as mypkg.jobs), for every role; "
+    "sets TASKRELAY_TASK_MODULES, which is used as it is when this is not given.",
+)
+def up(
+    web_port: int,
+    flower_port: int,
+    redis_port: int,
+    concurrency: int,
+    var_dir: Path,
+    task_modules: str | None,
+) -> None:
     """Run Redis (unless REDIS_URL is set), web, worker, relay worker and Flower."""
     from taskrelay.up import System, UpOptions
 
@@ -71,6 +86,7 @@ def up(web_port: int, flower_port: int, redis_port: int, concurrency: int, var_d
         redis_port=redis_port,
         redis_url=os.environ.get("REDIS_URL") or None,
         worker_concurrency=concurrency,
+        task_modules=task_modules,
     )
     try:
         code = System(options, say=lambda line: click.echo(line)).run()

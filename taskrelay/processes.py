@@ -1,9 +1,9 @@
-"""Child processes of ``taskrelay up``: started in order, stopped in reverse, gracefully.
+"""Child processes of ``taskrelay up``: started in order, stopped in groups, gracefully.
 
 Each child runs in its own session, so a Ctrl-C in the terminal reaches only
-``taskrelay up``, which then stops the children one role at a time: the web
-first (no new work), then Flower, then the workers (a warm shutdown finishes
-the tasks they hold), and Redis last.
+``taskrelay up``, which then stops the children a group at a time: the web and
+Flower together first (no new work), then all the workers together (a warm
+shutdown finishes the tasks they hold), and Redis last.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from taskrelay import roles
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.errors import SetupError
 from taskrelay.processes import Child, stop_together
+from tasks import task_modules
 
 READY_TIMEOUT_S = 90.0
 WATCH_INTERVAL_S = 0.5
@@ -25,6 +26,8 @@ WATCH_INTERVAL_S = 0.5
 # shutdown); it matches the hard time limit in celeryconfig plus a margin.
 WORKER_STOP_TIMEOUT_S = 360.0
 FLOWER_USER = "admin"
+# The setting every role reads for the user's task modules (celeryconfig).
+TASK_MODULES_ENV = "TASKRELAY_TASK_MODULES"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,24 @@ class UpOptions:
     redis_url: str | None
     worker_concurrency: int
     bind_address: str = "127.0.0.1"
+    # The user's task modules (``--tasks``) for every role; None passes the
+    # environment's TASKRELAY_TASK_MODULES through as it is.
+    task_modules: str | None = None
+
+
+def user_task_modules(options: UpOptions) -> tuple[str, ...]:
+    """The user's task modules every role will load, refused here if a name is invalid.
+
+    Checked before anything starts: every role would otherwise fail on the same
+    name, each in its own log.
+    """
+    setting = options.task_modules
+    if setting is None:
+        setting = os.environ.get(TASK_MODULES_ENV, "")
+    try:
+        return task_modules.parse(setting)
+    except task_modules.TaskModuleError as error:
+        raise SetupError(str(error)) from None
 
 
 def flower_credentials(var_dir: Path) -> str:
@@ -64,6 +85,9 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         "PYTHONUNBUFFERED": "1",
         "TASKRELAY_FLOWER_URL": f"http://{options.bind_address}:{options.flower_port}/",
     }
+    if options.task_modules is not None:
+        # One setting for every role: the web accepts only tasks a worker can run.
+        env[TASK_MODULES_ENV] = options.task_modules
     return [
         Child(
             "web",
@@ -102,7 +126,11 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
 
 
 class System:
-    """Redis (unless given), then web, workers and Flower; stopped in reverse."""
+    """Redis (unless given), then web, workers and Flower; stopped front first.
+
+    Web and Flower stop together first (no new work comes in), then every worker
+    at once, each finishing the tasks it holds, and Redis last.
+    """
 
     def __init__(self, options: UpOptions, say: Callable[[str], None]) -> None:
         self.options = options
@@ -113,11 +141,12 @@ class System:
 
     def run(self) -> int:
         """Start everything, wait for a signal or a failed child, stop everything."""
+        modules = user_task_modules(self.options)
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            self._start()
+            self._start(modules)
             failed = self._watch()
         finally:
             self.stop()
@@ -128,7 +157,7 @@ class System:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping.set()
 
-    def _start(self) -> None:
+    def _start(self, modules: tuple[str, ...]) -> None:
         options = self.options
         redis_url = options.redis_url
         if redis_url is None:
@@ -146,6 +175,7 @@ class System:
         web = f"http://{options.bind_address}:{options.web_port}"
         self.say(f"web     {web}/  (API {web}/api/, OpenAPI {web}/api/openapi.json)")
         self.say(f"flower  http://{options.bind_address}:{options.flower_port}/  ({flower_auth})")
+        self.say(f"tasks   {', '.join(('built-in', *modules))}")
         self.say(f"logs    {options.var_dir / 'log'}")
         self.say("ready; press Ctrl-C to stop")
 
