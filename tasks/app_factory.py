@@ -7,9 +7,8 @@ from typing import Any
 from celery import Celery
 
 import celeryconfig
+from tasks import redis_urls
 from tasks.celery_ext.result_backend import BACKEND_PATH, PUBLISH_ONLY_BACKEND_PATH
-
-_REDIS_SCHEMES = ("redis", "rediss")
 
 
 def create_celery_app(
@@ -47,6 +46,6 @@ def create_celery_app(
 
 def _backend(url: str, publish_only: bool) -> str | None:
     """Celery's "class+url" form, which picks our Redis backend for a Redis URL."""
-    if url.partition("://")[0] not in _REDIS_SCHEMES:
+    if not redis_urls.is_direct_redis(url):
         return None
     return f"{PUBLISH_ONLY_BACKEND_PATH if publish_only else BACKEND_PATH}+{url}"

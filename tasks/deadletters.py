@@ -8,7 +8,8 @@ from typing import Any
 
 import redis
 
-from tasks import defaults, keys, records
+from tasks import defaults, keys
+from tasks.text import as_text
 
 
 def add_commands(task_id: str, entry: dict[str, Any]) -> list[list[str]]:
@@ -42,7 +43,7 @@ def newest(client: redis.Redis, limit: int) -> list[dict[str, Any]]:
     task_ids = client.zrevrange(keys.DEAD_LETTER_INDEX, 0, limit - 1)
     if not task_ids:
         return []
-    raws = client.mget([keys.dead_letter(records.text(t)) for t in task_ids])
+    raws = client.mget([keys.dead_letter(as_text(t)) for t in task_ids])
     return [json.loads(raw) for raw in raws if raw is not None]
 
 

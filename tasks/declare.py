@@ -10,10 +10,11 @@ from celery import shared_task
 from tasks import registry
 from tasks.celery_ext.tracking import TrackedTask
 from tasks.names import celery_name as celery_name_of
+from tasks.queues import TASK_QUEUE
 
 
 def http_task(
-    *, queue: str = "tasks", bind: bool = False, **celery_options: Any
+    *, queue: str = TASK_QUEUE, bind: bool = False, **celery_options: Any
 ) -> Callable[[Callable[..., Any]], Any]:
     """Declare a Celery task and register it, with its signature, for HTTP.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tasks import keys
+from tasks.text import as_text
 
 # Upper bounds of the runtime histogram's buckets, in seconds.
 RUNTIME_BUCKETS_S = (
@@ -88,17 +89,13 @@ def read(client: Any) -> Snapshot:
         raw_events, raw_runtimes = pipe.execute()
     events: dict[tuple[str, str], int] = {}
     for name, value in raw_events.items():
-        task, _, event = _text(name).rpartition("|")
+        task, _, event = as_text(name).rpartition("|")
         events[(task, event)] = int(value)
     runtimes: dict[str, Runtime] = defaultdict(Runtime)
     for name, value in raw_runtimes.items():
-        task, _, bucket = _text(name).rpartition("|")
+        task, _, bucket = as_text(name).rpartition("|")
         if bucket == "sum":
             runtimes[task].total_s = float(value)
         else:
             runtimes[task].buckets[bucket] = int(value)
     return Snapshot(events=events, runtimes=dict(runtimes))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

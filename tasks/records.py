@@ -17,6 +17,7 @@ import redis
 
 from tasks import defaults, keys, metrics
 from tasks.celery_ext.result_backend import GUARDED_SET
+from tasks.text import as_text
 
 QUEUED = "QUEUED"
 STARTED = "STARTED"
@@ -46,22 +47,23 @@ def save_submission(
     kwargs: dict[str, Any],
     submitted_at: str,
     extra: dict[str, str] | None = None,
-) -> None:
-    """Queue the commands that record an accepted task on a pipeline."""
+) -> dict[str, str]:
+    """Queue the commands that record an accepted task on a pipeline; return the record."""
     record_key = keys.task_record(task_id)
-    fields: dict[Any, Any] = {
+    fields: dict[str, str] = {
         "task": task,
         "args": json.dumps(args),
         "kwargs": json.dumps(kwargs),
         "submitted_at": submitted_at,
         **(extra or {}),
     }
-    pipe.hset(record_key, mapping=fields)
+    pipe.hset(record_key, mapping=fields)  # type: ignore[arg-type]
     pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
     metrics.count(pipe, task, metrics.SUBMITTED)
     pipe.zadd(keys.TASK_INDEX, {task_id: datetime.fromisoformat(submitted_at).timestamp()})
     # Keep only the newest entries; the oldest fall off the "recent tasks" list.
     pipe.zremrangebyrank(keys.TASK_INDEX, 0, -defaults.TASK_INDEX_MAX_ENTRIES - 1)
+    return fields
 
 
 def forget_submission(client: redis.Redis, task_id: str) -> None:
@@ -230,9 +232,4 @@ def _json_field(raw: str | None, fallback: Any) -> Any:
 
 
 def _decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
-    return {text(k): text(v) for k, v in raw.items()}
-
-
-def text(value: Any) -> str:
-    """A Redis reply as text, whether the client decodes replies or not."""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return {as_text(k): as_text(v) for k, v in raw.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 # Schemes kombu's Redis transport answers to: the queues live in Redis lists.
 BROKER_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "sentinel"})
 # Schemes redis-py's from_url opens, for taskrelay's own clients.
-CLIENT_SCHEMES = frozenset({"redis", "rediss", "unix"})
+CLIENT_SCHEMES = frozenset({"redis", "rediss"})
 
 
 def scheme(url: str) -> str:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tasks import keys, records
+from tasks import keys
 from tasks.celery_ext.repeating import RepeatingStep
 from tasks.connections import shared_client
+from tasks.text import as_text
 
 BEACON_INTERVAL_S = 5.0
 # A mark outlives a few missed beats before the worker counts as gone.
@@ -26,8 +27,7 @@ def live_consumers(client: Any, queue: str) -> list[str]:
     """Workers that beat for this queue within the last BEACON_TTL_S seconds."""
     since = time.time() - BEACON_TTL_S
     return [
-        records.text(name)
-        for name in client.zrangebyscore(keys.queue_consumers(queue), since, "+inf")
+        as_text(name) for name in client.zrangebyscore(keys.queue_consumers(queue), since, "+inf")
     ]
 
 

@@ -18,6 +18,7 @@ from tasks import channels
 from tasks.celery_ext.repeating import RepeatingStep
 from tasks.channels import log as channel_log
 from tasks.connections import shared_client
+from tasks.queues import RELAY_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ SWEEP_INTERVAL_S = 5.0
 # sweeper. Long enough that a busy relay queue is not overtaken in normal work.
 DEFAULT_SWEEP_AFTER_S = 60.0
 SWEEP_BATCH = 500
-RELAY_QUEUE = "relay"
 
 
 def sweep(client: Any, older_than_s: float, limit: int = SWEEP_BATCH) -> int:

@@ -81,25 +81,18 @@ def _existing(services: Services, task_id: str) -> dict[str, Any]:
 def _record(
     services: Services, submission: Submission, task_id: str, extra: dict[str, str]
 ) -> dict[str, str]:
-    submitted_at = records.utc_now_iso()
     with services.redis.pipeline(transaction=False) as pipe:
-        records.save_submission(
+        record = records.save_submission(
             pipe,
             task_id,
             task=submission.spec.name,
             args=submission.args,
             kwargs=submission.kwargs,
-            submitted_at=submitted_at,
+            submitted_at=records.utc_now_iso(),
             extra=extra,
         )
         pipe.execute()
-    return {
-        "task": submission.spec.name,
-        "submitted_at": submitted_at,
-        "args": json.dumps(submission.args),
-        "kwargs": json.dumps(submission.kwargs),
-        **extra,
-    }
+    return record
 
 
 def delay_seconds(eta: datetime | None, now: datetime) -> int | None:

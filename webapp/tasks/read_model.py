@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tasks import keys, records
+from tasks.text import as_text
 from webapp import sse
 from webapp.errors import UNREACHABLE
 from webapp.services import Services
@@ -29,7 +30,7 @@ def recent(
     """Newest tasks first, filtered; scans at most scan_max of the newest ids."""
     filtered = state is not None or task is not None
     window = scan_max if filtered else limit
-    task_ids = [records.text(t) for t in services.redis.zrevrange(keys.TASK_INDEX, 0, window - 1)]
+    task_ids = [as_text(t) for t in services.redis.zrevrange(keys.TASK_INDEX, 0, window - 1)]
     found: list[dict[str, Any]] = []
     batch_size = max(limit, 100)
     for start in range(0, len(task_ids), batch_size):
