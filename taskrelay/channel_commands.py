@@ -7,10 +7,9 @@ import os
 import sys
 
 import click
-import httpx
 
 import celeryconfig
-from taskrelay import client as api
+from taskrelay.client import DEFAULT_URL, ApiError, Client, parse_value
 from taskrelay.follow import Follower, Gap
 from tasks import channels
 from tasks.channels import InvalidChannel
@@ -21,33 +20,22 @@ from tasks.channels import InvalidChannel
 @click.argument("data")
 @click.option(
     "--url",
-    default=lambda: os.environ.get("TASKRELAY_URL", api.DEFAULT_URL),
-    show_default=api.DEFAULT_URL,
+    default=lambda: os.environ.get("TASKRELAY_URL", DEFAULT_URL),
+    show_default=DEFAULT_URL,
 )
 @click.option(
     "--token", default=lambda: os.environ.get("TASKRELAY_API_TOKEN"), help="API bearer token."
 )
 def publish(channel: str, data: str, url: str, token: str | None) -> None:
     """Publish DATA (a JSON value or a plain string) on CHANNEL; print the message id."""
-    client = api.Client(url, token)
+    client = Client(url, token)
     try:
-        response = client.http.post(
-            f"/api/channels/{channel}/messages", json={"data": api.parse_value(data)}
-        )
-    except httpx.HTTPError as error:
-        raise click.ClickException(f"cannot reach {url}: {error}") from None
+        message = client.publish(channel, parse_value(data))
+    except ApiError as error:
+        raise click.ClickException(str(error)) from None
     finally:
         client.close()
-    if response.status_code >= 400:
-        raise click.ClickException(f"{response.status_code}: {_error_message(response)}")
-    click.echo(response.json()["id"])
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200]
+    click.echo(message["id"])
 
 
 @click.command()

@@ -38,8 +38,9 @@ class Client:
     def submit(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", "/api/tasks", json={"task": task, "args": args, "kwargs": kwargs})
 
-    def task(self, task_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/api/tasks/{task_id}")
+    def publish(self, channel: str, data: Any) -> dict[str, Any]:
+        """Publish on a channel; the API's answer names the message's id."""
+        return self._json("POST", f"/api/channels/{channel}/messages", json={"data": data})
 
     def follow_task(self, task_id: str, timeout_s: float) -> Iterator[dict[str, Any]]:
         """The task's state documents as they change, until it finishes."""

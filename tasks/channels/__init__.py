@@ -7,6 +7,7 @@ envelopes here, so they agree by construction.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from typing import Any
 import celeryconfig
 from tasks import keys
 from tasks.errors import TaskrelayError
+from tasks.text import as_text
+
+logger = logging.getLogger(__name__)
 
 NAME_MAX_CHARS = 64
 PATTERN_MAX_CHARS = 64
@@ -125,7 +129,7 @@ def check_message_id(message_id: str, *, field: str = "last_event_id") -> str:
 
 
 def parse_position(raw: str | bytes) -> Position:
-    text = raw.decode() if isinstance(raw, bytes) else raw
+    text = as_text(raw)
     found = _POSITION.fullmatch(text)
     if found is None:
         raise ValueError(f"not a stream position: {text!r}")
@@ -165,7 +169,7 @@ class Delivery:
 
 
 def from_payload(channel: str, payload: str | bytes) -> Delivery:
-    text = payload.decode() if isinstance(payload, bytes) else payload
+    text = as_text(payload)
     decoded = json.loads(text)
     position = decoded["position"]
     # The envelope is sliced out as published rather than serialized again:
@@ -180,5 +184,18 @@ def from_payload(channel: str, payload: str | bytes) -> Delivery:
 
 
 def channel_of_pubsub(pubsub_channel: str | bytes) -> str:
-    text = pubsub_channel.decode() if isinstance(pubsub_channel, bytes) else pubsub_channel
-    return text.removeprefix(keys.CHANNEL_PUBSUB_PREFIX)
+    return as_text(pubsub_channel).removeprefix(keys.CHANNEL_PUBSUB_PREFIX)
+
+
+def from_pubsub(message: dict[str, Any] | None) -> Delivery | None:
+    """The delivery a pub/sub message carries; None for no message, for a subscription's
+    confirmations and for a payload that is not ours (logged: it must not end a
+    subscriber's loop)."""
+    if message is None or message["type"] not in ("message", "pmessage"):
+        return None
+    channel = channel_of_pubsub(message["channel"])
+    try:
+        return from_payload(channel, message["data"])
+    except (ValueError, KeyError, TypeError):
+        logger.warning("ignored a malformed message on channel %r", channel[:80])
+        return None

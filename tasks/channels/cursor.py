@@ -1,19 +1,22 @@
-"""Where a subscriber stands: the last position it has per channel, and where it resumes.
+"""Where a subscriber stands: the last position it has per channel, where it resumes,
+and catching up from the stream.
 
 The web's SSE streams and the terminal subscriber resume the same way: exactly
-after a message id still retained, or with a gap notice when it is not.
+after a message id still retained, or with a gap notice when it is not. After
+every (re)subscription they catch up from the stream, and the cursor drops what
+both the stream and pub/sub hand over, so nothing arrives twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from tasks import channels
-from tasks.channels import Delivery, Pattern, Position
-from tasks.channels import log as channel_log
+from tasks.channels import Delivery, Pattern, Position, log
 
 
 @dataclass
@@ -39,8 +42,8 @@ def resume_channel(
 ) -> tuple[Cursor, dict[str, Any] | None]:
     """Where a channel subscription starts, and the gap notice to give first, if any."""
     if last_id is None:
-        return Cursor(seen={channel: channel_log.last_position(client, channel)}), None
-    position = channel_log.position_of(client, channel, last_id)
+        return Cursor(seen={channel: log.last_position(client, channel)}), None
+    position = log.position_of(client, channel, last_id)
     if position is None:
         return Cursor(), gap_notice(last_id, channel)
     return Cursor(seen={channel: position}), None
@@ -57,10 +60,10 @@ def resume_pattern(
     if last_id is None:
         seconds, micros = client.time()
         return Cursor(default=_just_before(seconds * 1000 + micros // 1000)), None
-    for channel in channel_log.known_channels(client):
+    for channel in log.known_channels(client):
         if not pattern.matches(channel):
             continue
-        position = channel_log.position_of(client, channel, last_id)
+        position = log.position_of(client, channel, last_id)
         if position is not None:
             return Cursor(default=_just_before(position[0]), seen={channel: position}), None
     return Cursor(), gap_notice(last_id, None)
@@ -70,7 +73,21 @@ def channels_of(client: redis.Redis, channel: str | None, pattern: Pattern | Non
     """The channels a subscription reads history from."""
     if pattern is None:
         return [str(channel)]
-    return [c for c in channel_log.known_channels(client) if pattern.matches(c)]
+    return [c for c in log.known_channels(client) if pattern.matches(c)]
+
+
+def catch_up(
+    client: redis.Redis, cursor: Cursor, channel: str | None, pattern: Pattern | None
+) -> Iterator[Delivery]:
+    """What the stream retains after the cursor, on every channel the subscription hears.
+
+    Each delivery is taken by the cursor as it is handed over, so a catch-up cut
+    short by a lost Redis resumes where it stopped.
+    """
+    for name in channels_of(client, channel, pattern):
+        for delivery in log.read_after(client, name, cursor.after(name)):
+            if cursor.take(delivery):
+                yield delivery
 
 
 def gap_notice(last_id: str, channel: str | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import redis
 
 from tasks import channels, keys
 from tasks.channels import Delivery, Position
+from tasks.text import as_text
 
 # How many messages a channel retains by default; older ones are trimmed.
 DEFAULT_RETENTION = 10_000
@@ -95,7 +96,7 @@ def append_and_publish(
             channel,
         ],
     )
-    return Appended(position=_text(position), published=bool(published))
+    return Appended(position=as_text(position), published=bool(published))
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def overdue(client: redis.Redis, accepted_before_s: float, limit: int) -> list[P
     raw_ids = client.zrangebyscore(
         keys.RELAY_PENDING_INDEX, 0, accepted_before_s, start=0, num=limit
     )
-    ids = [_text(message_id) for message_id in raw_ids]
+    ids = [as_text(message_id) for message_id in raw_ids]
     if not ids:
         return []
     return [
@@ -145,7 +146,7 @@ def overdue(client: redis.Redis, accepted_before_s: float, limit: int) -> list[P
 def position_of(client: redis.Redis, channel: str, message_id: str) -> Position | None:
     """Where a retained message sits in its stream; None once it was trimmed (or never was)."""
     raw = client.hget(keys.channel_positions(channel), message_id)
-    return None if raw is None else channels.parse_position(_text(raw))
+    return None if raw is None else channels.parse_position(raw)
 
 
 def read_after(
@@ -161,7 +162,7 @@ def read_after(
             yield _delivery(channel, raw_position, fields)
         if len(entries) < count:
             return
-        start = "(" + _text(entries[-1][0])
+        start = "(" + as_text(entries[-1][0])
         if remaining is not None:
             remaining -= len(entries)
 
@@ -169,11 +170,11 @@ def read_after(
 def last_position(client: redis.Redis, channel: str) -> Position:
     """The newest position in the channel, or START when it has none."""
     entries = client.xrevrange(keys.channel_stream(channel), "+", "-", count=1)
-    return channels.parse_position(_text(entries[0][0])) if entries else channels.START
+    return channels.parse_position(as_text(entries[0][0])) if entries else channels.START
 
 
 def known_channels(client: redis.Redis) -> list[str]:
-    return sorted(_text(name) for name in client.smembers(keys.CHANNEL_INDEX))
+    return sorted(as_text(name) for name in client.smembers(keys.CHANNEL_INDEX))
 
 
 @dataclass(frozen=True)
@@ -201,15 +202,11 @@ def _delivery(channel: str, raw_position: Any, raw_fields: Any) -> Delivery:
     fields = _fields(raw_fields)
     return Delivery(
         channel=channel,
-        position=channels.parse_position(_text(raw_position)),
+        position=channels.parse_position(raw_position),
         message_id=fields["id"],
         envelope_json=fields["message"],
     )
 
 
 def _fields(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return {as_text(k): as_text(v) for k, v in raw.items()}

@@ -80,3 +80,25 @@ def test_a_cursor_takes_each_position_once_and_only_forwards() -> None:
     assert cursor.take(make("a", 11))
     assert not cursor.take(make("a", 11))
     assert cursor.take(make("b", 1))  # an unseen channel starts after the default
+
+
+def test_a_pubsub_message_gives_its_delivery_and_anything_else_gives_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    envelope = channels.envelope("cd" * 16, "news.eu", 1, "2030-01-01T00:00:00+00:00")
+    message = {
+        "type": "pmessage",
+        "channel": b"taskrelay:pubsub:news.eu",
+        "data": channels.pubsub_payload("7-0", envelope).encode(),
+    }
+    delivery = channels.from_pubsub(message)
+    assert delivery is not None
+    assert (delivery.channel, delivery.position, delivery.envelope_json) == (
+        "news.eu",
+        (7, 0),
+        envelope,
+    )
+    assert channels.from_pubsub(None) is None
+    assert channels.from_pubsub({"type": "psubscribe", "channel": b"x", "data": 1}) is None
+    assert channels.from_pubsub({**message, "data": b"not json"}) is None
+    assert "malformed message on channel 'news.eu'" in caplog.text

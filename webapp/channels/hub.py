@@ -23,15 +23,12 @@ import redis
 
 from tasks import channels, connections, keys
 from tasks.channels import Delivery, Pattern
+from tasks.channels.reconnect import LOST_REDIS, POLL_INTERVAL_S, Reconnecting
 from webapp.channels.metrics import ChannelMetrics
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BUFFER_MESSAGES = 1_000
-# How long one wait for a pub/sub message lasts; bounds how late stop() is noticed.
-POLL_INTERVAL_S = 1.0
-RECONNECT_BACKOFF_MIN_S = 0.1
-RECONNECT_BACKOFF_MAX_S = 5.0
 # Subscriber counts and new delivery counts are written to Redis this often
 # (channel_metrics.BEAT_TTL_S is how long they outlive a stopped process).
 BEAT_INTERVAL_S = 2.0
@@ -44,8 +41,6 @@ STOP_TIMEOUT_S = 5.0
 # failing, and Redis never sees more than this many connections per process.
 POOL_MAX_CONNECTIONS = 64
 POOL_WAIT_S = 10.0
-
-_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class Resync:
@@ -131,7 +126,6 @@ class Hub:
         self.redis_url = redis_url
         self.metrics = metrics
         self.buffer_messages = buffer_messages
-        self.connected = threading.Event()
         self._lock = threading.Lock()
         self._by_channel: dict[str, tuple[Subscription, ...]] = {}
         self._by_pattern: tuple[Subscription, ...] = ()
@@ -215,22 +209,10 @@ class Hub:
     # -- the hub thread --
 
     def _run(self) -> None:
-        backoff_s = RECONNECT_BACKOFF_MIN_S
-        while not self._stopping.is_set():
-            try:
+        # The loop boundary: whatever went wrong, keep serving after a pause.
+        for attempt in Reconnecting(self._stopping, "channel hub", survive=(Exception,)):
+            with attempt:
                 self._listen()
-                backoff_s = RECONNECT_BACKOFF_MIN_S
-            except _ERRORS as error:
-                logger.warning(
-                    "channel hub lost Redis (%s); reconnecting in %.1f s", error, backoff_s
-                )
-            except Exception:
-                # The loop boundary: whatever went wrong, keep serving after a pause.
-                logger.exception("channel hub failed; restarting in %.1f s", backoff_s)
-            self.connected.clear()
-            if self._stopping.wait(backoff_s):
-                break
-            backoff_s = min(backoff_s * 2, RECONNECT_BACKOFF_MAX_S)
         self._forget_beat(self.client)
         self._close_client()
 
@@ -256,17 +238,11 @@ class Hub:
             pubsub.close()
 
     def _handle(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "psubscribe":
-            self.connected.set()
+        if message["type"] == "psubscribe":
             self._broadcast(RESYNC)
-        elif kind == "pmessage":
-            channel = channels.channel_of_pubsub(message["channel"])
-            try:
-                delivery = channels.from_payload(channel, message["data"])
-            except (ValueError, KeyError, TypeError):
-                logger.warning("ignored a malformed message on channel %r", channel[:80])
-                return
+            return
+        delivery = channels.from_pubsub(message)
+        if delivery is not None:
             self._dispatch(delivery)
 
     def _dispatch(self, delivery: Delivery) -> None:
@@ -294,7 +270,7 @@ class Hub:
         try:
             client.delete(keys.hub_subscribers(self.hub_id))
             client.zrem(keys.HUB_INDEX, self.hub_id)
-        except _ERRORS:
+        except LOST_REDIS:
             logger.info("could not remove this hub's subscriber counts; they expire")
 
 

@@ -14,18 +14,12 @@ from dataclasses import dataclass
 import redis
 
 from tasks.channels import Delivery
-from tasks.channels import cursor as channel_cursor
-from tasks.channels import log as channel_log
-from tasks.channels.cursor import Cursor
+from tasks.channels.cursor import Cursor, catch_up
+from tasks.channels.reconnect import CATCH_UP_PATIENCE_S, CATCH_UP_RETRY_S, LOST_REDIS
 from webapp import sse
 from webapp.channels.hub import RESYNC, STOP, Hub, Selector, Subscription
 from webapp.channels.metrics import ChannelMetrics
-from webapp.errors import UNREACHABLE
 
-# How long a client waits for Redis while catching up before it is told to
-# reconnect (it then resumes with Last-Event-ID, so nothing is lost).
-CATCH_UP_PATIENCE_S = 30.0
-CATCH_UP_RETRY_S = 0.5
 # Messages already waiting for a client go out in one write, up to this many:
 # a client that fell behind costs one socket send per burst, not one per message.
 MAX_FRAMES_PER_WRITE = 64
@@ -74,8 +68,7 @@ class ChannelStream:
             for ready in (item, *subscription.ready(MAX_FRAMES_PER_WRITE - 1)):
                 if isinstance(ready, Delivery):
                     if self.cursor.take(ready):
-                        frames.append(frame(ready))
-                        self.metrics.delivered(ready.channel)
+                        frames.append(self._sent(ready))
                     continue
                 if frames:
                     yield "".join(frames)
@@ -89,24 +82,22 @@ class ChannelStream:
 
     def _catch_up(self) -> Iterator[str]:
         deadline = time.monotonic() + CATCH_UP_PATIENCE_S
+        channel, pattern = self.selector.channel, self.selector.pattern
         while True:
             try:
-                for channel in self._channels():
-                    for delivery in channel_log.read_after(
-                        self.client, channel, self.cursor.after(channel)
-                    ):
-                        if self.cursor.take(delivery):
-                            yield frame(delivery)
-                            self.metrics.delivered(channel)
+                for delivery in catch_up(self.client, self.cursor, channel, pattern):
+                    yield self._sent(delivery)
                 return
-            except UNREACHABLE:
+            except LOST_REDIS:
                 if time.monotonic() > deadline:
                     raise _Reconnect from None
                 yield sse.KEEPALIVE
                 time.sleep(CATCH_UP_RETRY_S)
 
-    def _channels(self) -> list[str]:
-        return channel_cursor.channels_of(self.client, self.selector.channel, self.selector.pattern)
+    def _sent(self, delivery: Delivery) -> str:
+        """The frame of a delivery the cursor has taken, counted as delivered."""
+        self.metrics.delivered(delivery.channel)
+        return frame(delivery)
 
 
 class _Reconnect(Exception):
