@@ -6,9 +6,14 @@ import hmac
 
 from flask import Flask, request
 
-from webapp.errors import Forbidden, Unauthorized
+from webapp.errors import API_PATH_PREFIX, Forbidden, Unauthorized
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def guards(method: str, path: str) -> bool:
+    """Whether a request needs a token (when tokens are configured) and counts to the rate limit."""
+    return method in MUTATING_METHODS and path.startswith(API_PATH_PREFIX)
 
 
 def configured_tokens(app: Flask) -> list[str]:
@@ -16,14 +21,14 @@ def configured_tokens(app: Flask) -> list[str]:
     return [token.strip() for token in raw.split(",") if token.strip()]
 
 
-def install(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     tokens = configured_tokens(app)
     if not tokens:
         return
 
     @app.before_request
     def require_token() -> None:
-        if request.method not in MUTATING_METHODS or not request.path.startswith("/api/"):
+        if not guards(request.method, request.path):
             return
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")

@@ -9,6 +9,10 @@ from flask import Flask, Response, jsonify, request
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
+# Under this path errors answer in the API's JSON shape, and mutating calls need
+# a token (webapp/auth.py).
+API_PATH_PREFIX = "/api/"
+
 # Errors that mean "the broker or Redis cannot be reached right now".
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError, OSError)
 
@@ -75,7 +79,9 @@ _HTTP_CODES = {
 }
 
 
-def register_error_handlers(app: Flask) -> None:
+def init_app(app: Flask) -> None:
+    """Answer every error under API_PATH_PREFIX in the API's shape."""
+
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> Response:
         return error_response(
@@ -96,7 +102,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException) -> Response | HTTPException:
-        if not request.path.startswith("/api/"):
+        if not request.path.startswith(API_PATH_PREFIX):
             return error
         status = error.code or 500
         message = error.description or error.name

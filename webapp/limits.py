@@ -6,14 +6,14 @@ from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from webapp.auth import MUTATING_METHODS
+from webapp import auth
 
 
 def _not_limited() -> bool:
-    return request.method not in MUTATING_METHODS or not request.path.startswith("/api/")
+    return not auth.guards(request.method, request.path)
 
 
-def install(app: Flask) -> Limiter | None:
+def init_app(app: Flask) -> Limiter | None:
     """Limit each client's POST/DELETE calls when RATE_LIMIT is set, e.g. "100/second"."""
     rate = app.config.get("RATE_LIMIT") or ""
     if not rate:

@@ -1,49 +1,48 @@
-"""The OpenAPI 3.1 document of the HTTP API, built from the task registry."""
+"""The pieces every part of the OpenAPI document shares: errors, JSON bodies, `limit`.
+
+Each area describes its own paths beside its blueprint (``webapp/tasks/openapi.py``,
+``webapp/channels/openapi.py``, ``webapp/ops/openapi.py``, which also assembles the
+document). They all answer errors in one shape, read bodies and `limit` one way and
+sit behind the same token check and rate limit, so those are described here once,
+from the constants the code that does them uses.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from tasks import records, registry
-from webapp.channels import openapi as openapi_channels
+from webapp import auth
+from webapp.query import LIMIT_MIN
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_TASK = {"$ref": "#/components/schemas/Task"}
+Schema = dict[str, Any]
 
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "invalid request",
-        401: "missing bearer token",
-        403: "wrong bearer token",
-        404: "not found",
-        409: "conflict",
-        413: "body too large",
-        415: "body is not JSON",
-        429: "rate limited",
-        503: "broker unreachable",
-    }
-    return {str(status): _json(_ERROR, reasons[status]) for status in statuses}
-
-
-def _task_id_param() -> dict[str, Any]:
-    return {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+# What each error status means wherever it is answered; an operation may word a
+# status more precisely for itself.
+REASONS = {
+    400: "invalid request",
+    401: "missing bearer token",
+    403: "wrong bearer token",
+    404: "not found",
+    409: "conflict",
+    413: "body too large",
+    415: "body is not JSON",
+    429: "rate limited",
+    503: "broker unreachable",
+}
+# What reading a JSON body may answer (webapp/jsonbody.py).
+JSON_BODY_ERRORS = (400, 413, 415)
+# What the token check (webapp/auth.py) and the rate limit (webapp/limits.py) may
+# answer to every request they guard.
+GUARD_ERRORS = (401, 403, 429)
 
 
-def _limit_param() -> dict[str, Any]:
-    return {
-        "name": "limit",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
-    }
+def ref(schema: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{schema}"}
 
 
-def _schemas() -> dict[str, Any]:
-    nullable_text = {"type": ["string", "null"]}
+def schemas() -> dict[str, Schema]:
+    """The error body, as ``webapp.errors.error_response`` writes it."""
     return {
         "Error": {
             "type": "object",
@@ -59,177 +58,56 @@ def _schemas() -> dict[str, Any]:
                     },
                 }
             },
-        },
-        "Submission": {
-            "type": "object",
-            "required": ["task"],
-            "additionalProperties": False,
-            "properties": {
-                "task": {"type": "string", "enum": [s.name for s in registry.all_specs()]},
-                "args": {"type": "array"},
-                "kwargs": {"type": "object"},
-                "countdown": {"type": "number", "minimum": 0},
-                "eta": {"type": "string", "format": "date-time"},
-                "priority": {"type": "integer", "minimum": 0, "maximum": 9},
-            },
-        },
-        "Task": {
-            "type": "object",
-            "required": ["id", "task", "state"],
-            "properties": {
-                "id": {"type": "string"},
-                "task": nullable_text,
-                "state": {"type": "string", "enum": list(records.STATES)},
-                "progress": {"type": ["object", "null"]},
-                "result": {},
-                "error": {"type": ["object", "null"]},
-                "retries": {"type": "integer"},
-                "dead_letter": {"type": "boolean"},
-                "submitted_at": nullable_text,
-                "started_at": nullable_text,
-                "finished_at": nullable_text,
-                "worker": nullable_text,
-            },
-        },
+        }
     }
 
 
-def _operations_paths() -> dict[str, Any]:
-    text = {"text/plain": {"schema": {"type": "string"}}}
+def json_response(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def event_stream(description: str) -> Schema:
     return {
-        "/api/stats": {
-            "get": {
-                "summary": "Queue depths and tasks per minute, for the dashboard",
-                "responses": {"200": _json({"type": "object"}, "current figures")},
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Liveness of this web process",
-                "responses": {"200": _json({"type": "object"}, "alive")},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "summary": "Readiness: Redis reachable, a live worker on each queue",
-                "responses": {
-                    "200": _json({"type": "object"}, "ready, with each check"),
-                    "503": _json({"type": "object"}, "not ready, with the failing checks"),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "exposition format", "content": text}},
-            }
-        },
+        "description": description,
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 
 
-def document() -> dict[str, Any]:
-    mutating = _errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
+def errors(*statuses: int, reasons: Mapping[int, str] | None = None) -> dict[str, Schema]:
+    """Error responses by status, worded by REASONS unless `reasons` words them here."""
+    worded = {**REASONS, **(reasons or {})}
+    return {str(status): json_response(ref("Error"), worded[status]) for status in statuses}
+
+
+def json_body(schema: Schema, *, max_bytes: int) -> Schema:
+    """A required JSON request body; a larger one is answered 413."""
     return {
-        "openapi": "3.1.0",
-        "info": {"title": "taskrelay", "version": "0.1.0"},
-        "components": {
-            "schemas": {**_schemas(), **openapi_channels.schemas()},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "paths": {
-            **openapi_channels.paths(),
-            **_operations_paths(),
-            "/api/tasks": {
-                "post": {
-                    "summary": "Submit a task",
-                    "parameters": [
-                        {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Submission"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "202": _json(_TASK, "accepted"),
-                        "200": _json(_TASK, "the task first submitted with this key"),
-                        **mutating,
-                    },
-                },
-                "get": {
-                    "summary": "Recent tasks, newest first",
-                    "parameters": [
-                        {
-                            "name": "state",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": list(records.STATES)},
-                        },
-                        {"name": "task", "in": "query", "schema": {"type": "string"}},
-                        _limit_param(),
-                    ],
-                    "responses": {
-                        "200": _json({"type": "object"}, "tasks"),
-                        **_errors(400),
-                    },
-                },
-            },
-            "/api/tasks/{task_id}": {
-                "get": {
-                    "summary": "A task's state",
-                    "parameters": [_task_id_param()],
-                    "responses": {"200": _json(_TASK, "the task"), **_errors(404)},
-                },
-                "delete": {
-                    "summary": "Revoke a task",
-                    "parameters": [_task_id_param()],
-                    "responses": {"202": _json(_TASK, "revoked"), **_errors(401, 403, 404, 409)},
-                },
-            },
-            "/api/tasks/{task_id}/events": {
-                "get": {
-                    "summary": "Server-Sent Events of a task's state",
-                    "parameters": [_task_id_param()],
-                    "responses": {
-                        "200": {
-                            "description": "event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                        },
-                        **_errors(404),
-                    },
-                }
-            },
-            "/api/registry": {
-                "get": {
-                    "summary": "Tasks HTTP may trigger, with their parameters",
-                    "responses": {"200": _json({"type": "object"}, "the registry")},
-                }
-            },
-            "/api/deadletters": {
-                "get": {
-                    "summary": "Dead letters, newest first",
-                    "parameters": [_limit_param()],
-                    "responses": {"200": _json({"type": "object"}, "dead letters"), **_errors(400)},
-                }
-            },
-            "/api/deadletters/{task_id}/replay": {
-                "post": {
-                    "summary": "Run a dead letter again as a new task",
-                    "parameters": [_task_id_param()],
-                    "responses": {
-                        "202": _json(_TASK, "the new task"),
-                        **_errors(401, 403, 404, 503),
-                    },
-                }
-            },
-            "/api/deadletters/{task_id}": {
-                "delete": {
-                    "summary": "Discard a dead letter",
-                    "parameters": [_task_id_param()],
-                    "responses": {"204": {"description": "discarded"}, **_errors(401, 403, 404)},
-                }
-            },
-        },
+        "required": True,
+        "description": f"a JSON object of at most {max_bytes} bytes",
+        "content": {"application/json": {"schema": schema}},
     }
+
+
+def limit_param(*, default: int, maximum: int) -> Schema:
+    """The `limit` query parameter, as ``webapp.query.limit_arg`` reads it."""
+    return {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": LIMIT_MIN, "maximum": maximum, "default": default},
+    }
+
+
+def path_param(name: str, schema: Schema, description: str | None = None) -> Schema:
+    param: Schema = {"name": name, "in": "path", "required": True, "schema": schema}
+    if description is not None:
+        param["description"] = description
+    return param
+
+
+def add_guard_errors(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Document 401, 403 and 429 on every operation the token check and rate limit guard."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if auth.guards(method.upper(), path):
+                operation["responses"] = {**errors(*GUARD_ERRORS), **operation["responses"]}
+    return paths

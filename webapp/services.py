@@ -9,7 +9,7 @@ from celery import Celery
 from flask import Flask, current_app
 from redis import Redis
 
-from tasks import task_modules
+from tasks import redis_urls, task_modules
 from tasks.app_factory import create_celery_app
 from tasks.connections import WEB_MAX_CONNECTIONS, WEB_RETRIES, make_client
 
@@ -33,12 +33,13 @@ class Services:
         self.celery.close()
 
 
-def init_services(app: Flask) -> Services:
+def init_app(app: Flask) -> Services:
+    """Make the process's clients from the app's settings; close them with ``close()``."""
     redis_url = app.config["REDIS_URL"]
-    backend_url = app.config["CELERY_RESULT_BACKEND"] or redis_url
+    backend_url = redis_urls.or_default(app.config["CELERY_RESULT_BACKEND"], redis_url)
     celery = create_celery_app(
         redis_url,
-        broker_url=app.config["CELERY_BROKER_URL"] or redis_url,
+        broker_url=redis_urls.or_default(app.config["CELERY_BROKER_URL"], redis_url),
         result_backend=backend_url,
         publish_only=True,
     )
@@ -46,19 +47,23 @@ def init_services(app: Flask) -> Services:
         celery.conf.update(app.config["CELERY"])
     # The registry the API validates against: the same task modules as the workers'.
     task_modules.load_configured(celery.conf)
-    client = make_client(
-        app.config["REDIS_URL"], retries=WEB_RETRIES, max_connections=WEB_MAX_CONNECTIONS
-    )
+    client = make_client(redis_url, retries=WEB_RETRIES, max_connections=WEB_MAX_CONNECTIONS)
     results = (
         client
-        if backend_url == app.config["REDIS_URL"]
+        if backend_url == redis_url
         else make_client(backend_url, retries=WEB_RETRIES, max_connections=WEB_MAX_CONNECTIONS)
     )
-    services = Services(redis=client, results=results, celery=celery)
-    app.extensions[EXTENSION_KEY] = services
-    return services
+    found = Services(redis=client, results=results, celery=celery)
+    app.extensions[EXTENSION_KEY] = found
+    return found
+
+
+def services_of(app: Flask) -> Services:
+    """The clients of `app`, for code that runs outside a request (the factory)."""
+    found: Services = app.extensions[EXTENSION_KEY]
+    return found
 
 
 def services() -> Services:
-    found: Services = current_app.extensions[EXTENSION_KEY]
-    return found
+    """The clients of the app handling the current request."""
+    return services_of(current_app)

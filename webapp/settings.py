@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import celeryconfig
+from tasks import redis_urls
 
 # Largest request body accepted, in bytes; a larger one is 413.
 MAX_BODY_BYTES = 1_048_576
@@ -23,8 +24,10 @@ RETRY_AFTER_S = 2
 
 def defaults() -> dict[str, Any]:
     return {
-        "REDIS_URL": os.environ.get("REDIS_URL", celeryconfig.taskrelay_redis_url),
-        # Empty means REDIS_URL, as in celeryconfig.
+        "REDIS_URL": redis_urls.or_default(
+            os.environ.get("REDIS_URL"), celeryconfig.DEFAULT_REDIS_URL
+        ),
+        # Empty means REDIS_URL, as in celeryconfig (webapp/services.py resolves it).
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", ""),
         "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", ""),
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,

@@ -23,7 +23,10 @@ logger = logging.getLogger(__name__)
 
 NAME_MAX_CHARS = 64
 PATTERN_MAX_CHARS = 64
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+# A channel name, as a regular expression the whole name must match; public so the
+# OpenAPI document states the very rule check_name applies.
+NAME_PATTERN = rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{NAME_MAX_CHARS - 1}}}"
+_NAME = re.compile(NAME_PATTERN)
 _SEGMENT = re.compile(r"[A-Za-z0-9_:-]+")
 # What one `*` of a pattern stands for: one dot-separated segment.
 _ANY_SEGMENT = r"[A-Za-z0-9_:-]+"
@@ -36,7 +39,8 @@ RESERVED_SUFFIXES = (".celery.pidbox", ".reply.celery.pidbox")
 RESERVED_NAMES = frozenset({"celery", *celeryconfig.task_queues})
 
 # A message id is 32 lowercase hex digits (a UUID without dashes).
-_MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
+MESSAGE_ID_PATTERN = r"[0-9a-f]{32}"
+_MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 # A stream position, as Redis writes it: milliseconds-sequence.
 _POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 

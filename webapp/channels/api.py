@@ -4,41 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from tasks import channels
 from tasks.channels import InvalidChannel
 from tasks.channels import cursor as channel_cursor
 from tasks.channels.cursor import Cursor
 from webapp import sse
-from webapp.channels import publish as channel_publish
-from webapp.channels import read_model as channel_views
+from webapp.channels import publish, read_model
 from webapp.channels.hub import Hub, Selector
 from webapp.channels.metrics import METRICS
 from webapp.channels.stream import ChannelStream
 from webapp.errors import BadRequest, error_response
 from webapp.jsonbody import read_json_object
+from webapp.query import limit_arg
 from webapp.services import services
 
 bp = Blueprint("channels_api", __name__, url_prefix="/api")
 
-# Most messages one GET .../messages answers, and the default.
-HISTORY_MAX = 1_000
-HISTORY_DEFAULT = 100
 # A client that has not taken a write for this long is disconnected, in seconds,
 # so one that stopped reading cannot hold a server thread for ever.
 SSE_WRITE_TIMEOUT_S = 30.0
 HUB_EXTENSION_KEY = "taskrelay.hub"
-
-
-def init_hub(app: Flask) -> Hub:
-    hub = Hub(
-        app.config["REDIS_URL"],
-        METRICS,
-        buffer_messages=int(app.config.get("SSE_BUFFER_MESSAGES", 1_000)),
-    )
-    app.extensions[HUB_EXTENSION_KEY] = hub
-    return hub
 
 
 def hub() -> Hub:
@@ -54,15 +41,15 @@ def invalid_channel(error: InvalidChannel) -> Response:
 @bp.post("/channels/<channel>/messages")
 def publish_message(channel: str) -> Response:
     channels.check_name(channel)
-    data = channel_publish.parse_body(read_json_object())
-    response = jsonify(channel_publish.publish_here(channel, data))
+    data = publish.parse_body(read_json_object())
+    response = jsonify(publish.publish_here(channel, data))
     response.status_code = 202
     return response
 
 
 @bp.get("/channels")
 def list_channels() -> Response:
-    return jsonify(channel_views.listing(services().redis))
+    return jsonify(read_model.listing(services().redis))
 
 
 @bp.get("/channels/<channel>/messages")
@@ -71,8 +58,8 @@ def channel_history(channel: str) -> Response:
     after = request.args.get("after") or None
     if after is not None:
         channels.check_message_id(after, field="after")
-    limit = _limit()
-    return jsonify(channel_views.history(services().redis, channel, after, limit))
+    limit = limit_arg(default=read_model.HISTORY_DEFAULT, maximum=read_model.HISTORY_MAX)
+    return jsonify(read_model.history(services().redis, channel, after, limit))
 
 
 @bp.get("/channels/<channel>/events")
@@ -95,7 +82,7 @@ def pattern_events() -> Response:
 def _stream(selector: Selector, cursor: Cursor, gap: dict[str, Any] | None) -> Response:
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
-        sock.settimeout(float(current_app.config.get("SSE_WRITE_TIMEOUT_S", SSE_WRITE_TIMEOUT_S)))
+        sock.settimeout(float(current_app.config["SSE_WRITE_TIMEOUT_S"]))
     follower = ChannelStream(
         client=hub().client,
         hub=hub(),
@@ -111,12 +98,3 @@ def _stream(selector: Selector, cursor: Cursor, gap: dict[str, Any] | None) -> R
 def _last_event_id() -> str | None:
     given = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
     return None if given is None else channels.check_message_id(given.strip())
-
-
-def _limit() -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return HISTORY_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
-        raise BadRequest(f"'limit' must be an integer from 1 to {HISTORY_MAX}", field="limit")
-    return int(raw)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
-from tasks import keys, records
+from tasks import keys
+from tasks.text import as_text
 
 # A hub's subscriber counts expire this long after its last beat, in seconds.
 BEAT_TTL_S = 10
@@ -101,12 +102,12 @@ def subscriber_counts(client: redis.Redis) -> dict[str, int]:
     hubs = client.zrangebyscore(keys.HUB_INDEX, time.time() - BEAT_TTL_S, "+inf")
     with client.pipeline(transaction=False) as pipe:
         for hub_id in hubs:
-            pipe.hgetall(keys.hub_subscribers(records.text(hub_id)))
+            pipe.hgetall(keys.hub_subscribers(as_text(hub_id)))
         replies = pipe.execute()
     total: Counter[str] = Counter()
     for reply in replies:
         for label, count in reply.items():
-            total[records.text(label)] += int(count)
+            total[as_text(label)] += int(count)
     return dict(total)
 
 
@@ -117,7 +118,7 @@ def cluster(client: redis.Redis) -> dict[str, ChannelCounts]:
         pipe.hgetall(keys.METRICS_CHANNEL_DELIVERED)
         pipe.hgetall(keys.METRICS_CHANNEL_DROPPED)
         published, delivered, dropped = (
-            {records.text(k): int(v) for k, v in reply.items()} for reply in pipe.execute()
+            {as_text(k): int(v) for k, v in reply.items()} for reply in pipe.execute()
         )
     subscribers = subscriber_counts(client)
     names = set(published) | set(delivered) | set(dropped) | set(subscribers)

@@ -1,53 +1,33 @@
-"""The channels part of the OpenAPI document."""
+"""The channels part of the OpenAPI document.
+
+Names, patterns and message ids are described by the rules ``tasks.channels``
+checks them with, and `limit` by the bounds ``webapp.channels.read_model`` reads
+history with; reserved names are refused as well, which a pattern cannot say.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_MESSAGE = {"$ref": "#/components/schemas/ChannelMessage"}
-_EVENT_STREAM = {
-    "description": (
-        "event stream: `event: message` with `id: <message id>` and the message as data; "
-        "`event: gap` first when messages after Last-Event-ID are no longer retained"
-    ),
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-}
+from tasks import channels
+from webapp import openapi
+from webapp.channels.publish import FIELDS
+from webapp.channels.read_model import HISTORY_DEFAULT, HISTORY_MAX
+
+_EVENT_STREAM = openapi.event_stream(
+    "event stream: `event: message` with `id: <message id>` and the message as data; "
+    "`event: gap` first when messages after Last-Event-ID are no longer retained"
+)
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ERROR, description)
-
-
-def _channel_param() -> dict[str, Any]:
-    return {
-        "name": "channel",
-        "in": "path",
-        "required": True,
-        "description": "1 to 64 letters, digits and . _ - :, starting with a letter or digit",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"},
-    }
-
-
-def _resume_params() -> list[dict[str, Any]]:
-    message_id = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
-    return [
-        {"name": "Last-Event-ID", "in": "header", "schema": message_id},
-        {"name": "last_event_id", "in": "query", "schema": message_id},
-    ]
-
-
-def schemas() -> dict[str, Any]:
+def schemas() -> dict[str, openapi.Schema]:
     return {
         "ChannelMessage": {
             "type": "object",
             "required": ["id", "channel", "data", "published_at"],
             "properties": {
-                "id": {"type": "string"},
+                "id": _message_id(),
                 "channel": {"type": "string"},
                 "data": {},
                 "published_at": {"type": "string", "format": "date-time"},
@@ -56,82 +36,77 @@ def schemas() -> dict[str, Any]:
     }
 
 
-def paths() -> dict[str, Any]:
-    mutating = {
-        str(status): _error(reason)
-        for status, reason in (
-            (400, "invalid channel name or body"),
-            (401, "missing bearer token"),
-            (403, "wrong bearer token"),
-            (413, "body too large"),
-            (415, "body is not JSON"),
-            (429, "rate limited"),
-            (503, "broker unreachable; nothing was published"),
-        )
-    }
+def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
+    channel = _channel_param()
     accepted = {
         "type": "object",
         "required": ["id", "channel"],
-        "properties": {"id": {"type": "string"}, "channel": {"type": "string"}},
+        "properties": {"id": _message_id(), "channel": {"type": "string"}},
+    }
+    body = {
+        "type": "object",
+        "required": ["data"],
+        "additionalProperties": False,
+        "properties": {name: {} for name in FIELDS},
+    }
+    history = {
+        "type": "object",
+        "properties": {
+            "channel": {"type": "string"},
+            "messages": {"type": "array", "items": openapi.ref("ChannelMessage")},
+            "gap": {"type": "boolean"},
+        },
     }
     return {
         "/api/channels": {
             "get": {
                 "summary": "Channels with their retained length, last id and subscribers",
-                "responses": {"200": _json({"type": "array"}, "channels")},
+                "responses": {"200": openapi.json_response({"type": "array"}, "channels")},
             }
         },
         "/api/channels/{channel}/messages": {
             "post": {
                 "summary": "Publish a message to every subscriber of a channel",
-                "parameters": [_channel_param()],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["data"],
-                                "additionalProperties": False,
-                                "properties": {"data": {}},
-                            }
-                        }
-                    },
+                "parameters": [channel],
+                "requestBody": openapi.json_body(body, max_bytes=config["MAX_CONTENT_LENGTH"]),
+                "responses": {
+                    "202": openapi.json_response(accepted, "accepted for relay"),
+                    **openapi.errors(
+                        *openapi.JSON_BODY_ERRORS,
+                        503,
+                        reasons={
+                            400: "invalid channel name or body",
+                            503: "broker unreachable; nothing was published",
+                        },
+                    ),
                 },
-                "responses": {"202": _json(accepted, "accepted for relay"), **mutating},
             },
             "get": {
-                "summary": "Retained messages, oldest first",
+                "summary": (
+                    "Retained messages, oldest first; a channel retains its newest "
+                    f"{config['CHANNEL_RETENTION']}"
+                ),
                 "parameters": [
-                    _channel_param(),
-                    {"name": "after", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    },
+                    channel,
+                    {"name": "after", "in": "query", "schema": _message_id()},
+                    openapi.limit_param(default=HISTORY_DEFAULT, maximum=HISTORY_MAX),
                 ],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "channel": {"type": "string"},
-                                "messages": {"type": "array", "items": _MESSAGE},
-                                "gap": {"type": "boolean"},
-                            },
-                        },
-                        "history; `gap` when `after` is no longer retained",
+                    "200": openapi.json_response(
+                        history, "history; `gap` when `after` is no longer retained"
                     ),
-                    "400": _error("invalid channel, id or limit"),
+                    **openapi.errors(400, reasons={400: "invalid channel, id or limit"}),
                 },
             },
         },
         "/api/channels/{channel}/events": {
             "get": {
                 "summary": "Server-Sent Events of a channel, resumable with Last-Event-ID",
-                "parameters": [_channel_param(), *_resume_params()],
-                "responses": {"200": _EVENT_STREAM, "400": _error("invalid channel or id")},
+                "parameters": [channel, *_resume_params()],
+                "responses": {
+                    "200": _EVENT_STREAM,
+                    **openapi.errors(400, reasons={400: "invalid channel or id"}),
+                },
             }
         },
         "/api/events": {
@@ -143,11 +118,39 @@ def paths() -> dict[str, Any]:
                         "in": "query",
                         "required": True,
                         "description": "dot-separated segments; `*` matches one segment",
-                        "schema": {"type": "string"},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": channels.PATTERN_MAX_CHARS,
+                        },
                     },
                     *_resume_params(),
                 ],
-                "responses": {"200": _EVENT_STREAM, "400": _error("invalid pattern or id")},
+                "responses": {
+                    "200": _EVENT_STREAM,
+                    **openapi.errors(400, reasons={400: "invalid pattern or id"}),
+                },
             }
         },
     }
+
+
+def _channel_param() -> openapi.Schema:
+    return openapi.path_param(
+        "channel",
+        {"type": "string", "pattern": f"^{channels.NAME_PATTERN}$"},
+        f"1 to {channels.NAME_MAX_CHARS} letters, digits and . _ - :, "
+        "starting with a letter or digit; names of Celery's and taskrelay's own keys "
+        "are refused",
+    )
+
+
+def _message_id() -> openapi.Schema:
+    return {"type": "string", "pattern": f"^{channels.MESSAGE_ID_PATTERN}$"}
+
+
+def _resume_params() -> list[openapi.Schema]:
+    return [
+        {"name": "Last-Event-ID", "in": "header", "schema": _message_id()},
+        {"name": "last_event_id", "in": "query", "schema": _message_id()},
+    ]

@@ -25,7 +25,9 @@ FIELDS = ("data",)
 def parse_body(body: dict[str, Any]) -> Any:
     extra = sorted(set(body) - set(FIELDS))
     if extra:
-        raise BadRequest(f"unknown field '{extra[0]}'; allowed: data", field=extra[0])
+        raise BadRequest(
+            f"unknown field '{extra[0]}'; allowed: {', '.join(FIELDS)}", field=extra[0]
+        )
     if "data" not in body:
         raise BadRequest("'data' is required: the message, any JSON value", field="data")
     return body["data"]
@@ -38,7 +40,7 @@ def publish_here(channel: str, data: Any) -> dict[str, str]:
         services(),
         channels.check_name(channel),
         data,
-        retention=int(config.get("CHANNEL_RETENTION", channel_log.DEFAULT_RETENTION)),
+        retention=int(config["CHANNEL_RETENTION"]),
         retry_after_s=config["RETRY_AFTER_S"],
     )
     METRICS.published(channel)

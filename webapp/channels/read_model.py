@@ -12,6 +12,10 @@ from tasks.channels import Position
 from tasks.channels import log as channel_log
 from webapp.channels.metrics import subscriber_counts
 
+# Most messages one history read answers, and how many when not asked.
+HISTORY_MAX = 1_000
+HISTORY_DEFAULT = 100
+
 
 def history(client: redis.Redis, channel: str, after: str | None, limit: int) -> dict[str, Any]:
     """Retained messages, oldest first; `gap` when `after` is no longer retained."""

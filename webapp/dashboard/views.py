@@ -11,11 +11,10 @@ from werkzeug.wrappers import Response
 
 from tasks import deadletters, registry
 from webapp import auth
-from webapp.channels import publish as channel_publish
+from webapp.channels import publish
 from webapp.errors import UNREACHABLE
 from webapp.services import services
-from webapp.tasks import accept as task_submit
-from webapp.tasks import read_model as task_views
+from webapp.tasks import accept, read_model
 from webapp.tasks.request import parse_submission
 
 bp = Blueprint("dashboard", __name__)
@@ -50,7 +49,7 @@ def _page_context() -> dict[str, Any]:
     dead_letters: list[dict[str, Any]] = []
     reachable = True
     try:
-        tasks = task_views.recent(
+        tasks = read_model.recent(
             services(), state=None, task=None, limit=DASHBOARD_TASKS, scan_max=DASHBOARD_TASKS
         )
         dead_letters = deadletters.newest(services().redis, DASHBOARD_DEAD_LETTERS)
@@ -122,7 +121,7 @@ def prodcons() -> Response:
     """The article's producer trigger: enqueue a random number, then go home."""
     body = {"task": "consume", "args": [random.choice(ARTICLE_NUMBER_RANGE)]}
     submission = parse_submission(body, max_delay_s=current_app.config["MAX_DELAY_S"])
-    task_submit.submit(services(), submission, retry_after_s=current_app.config["RETRY_AFTER_S"])
+    accept.submit(services(), submission, retry_after_s=current_app.config["RETRY_AFTER_S"])
     return redirect(url_for("dashboard.index"))
 
 
@@ -133,5 +132,5 @@ ARTICLE_CHANNEL = "task:pubsub:channel"
 @bp.get("/pubsub")
 def pubsub() -> Response:
     """The article's publisher trigger: publish a random number, then go home."""
-    channel_publish.publish_here(ARTICLE_CHANNEL, random.choice(ARTICLE_NUMBER_RANGE))
+    publish.publish_here(ARTICLE_CHANNEL, random.choice(ARTICLE_NUMBER_RANGE))
     return redirect(url_for("dashboard.index"))

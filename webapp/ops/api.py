@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from tasks.celery_ext.liveness import BEACON_TTL_S, live_consumers
-from webapp import openapi
+from tasks.queues import QUEUES
 from webapp.errors import UNREACHABLE
+from webapp.ops import openapi
 from webapp.services import services
 
 bp = Blueprint("ops", __name__)
-
-QUEUES = ("tasks", "relay")
 
 
 @bp.get("/healthz")
@@ -44,4 +43,4 @@ def readyz() -> Response:
 
 @bp.get("/api/openapi.json")
 def openapi_document() -> Response:
-    return jsonify(openapi.document())
+    return jsonify(openapi.document(current_app.config))

@@ -16,10 +16,12 @@ from typing import Any
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from tasks import keys, records
+from tasks import keys, records, redis_urls
 from tasks.connections import WEB_RETRIES, make_client
-from webapp.ops.queues import QUEUES, queue_depths
-from webapp.services import Services, services
+from tasks.queues import QUEUES
+from tasks.text import as_text
+from webapp.ops.queues import queue_depths
+from webapp.services import services, services_of
 
 bp = Blueprint("stats_api", __name__, url_prefix="/api")
 
@@ -44,24 +46,19 @@ class StatsState:
     cached: dict[str, Any] | None = None
 
 
-def install(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     """Register the blueprint and make the broker client once, in the factory."""
     svc = services_of(app)
     broker_url = svc.celery.conf.broker_url or ""
     if broker_url == app.config["REDIS_URL"]:
         broker: redis.Redis | None = svc.redis
-    elif broker_url.startswith(("redis://", "rediss://", "unix://")):
+    elif redis_urls.is_direct_redis(broker_url):
         broker = make_client(broker_url, retries=WEB_RETRIES)
         svc.on_close.append(broker.close)
     else:
-        broker = None  # not a Redis broker: depths are unknown
+        broker = None  # not a broker this process can read: depths are unknown
     app.extensions[EXTENSION_KEY] = StatsState(broker, threading.Lock())
     app.register_blueprint(bp)
-
-
-def services_of(app: Flask) -> Services:
-    with app.app_context():
-        return services()
 
 
 @bp.get("/stats")
@@ -92,10 +89,10 @@ def compute(broker: redis.Redis | None) -> dict[str, Any]:
         "queues": [{"name": name, "depth": depths.get(name)} for name in QUEUES],
         "throughput": throughput(svc.redis, svc.results, now),
         # Let a page notice tasks and dead letters that appeared elsewhere.
-        "newest_task_id": records.text(newest[0]) if newest else None,
+        "newest_task_id": as_text(newest[0]) if newest else None,
         "dead_letters": {
             "count": dead_count,
-            "newest_id": records.text(newest_dead[0]) if newest_dead else None,
+            "newest_id": as_text(newest_dead[0]) if newest_dead else None,
         },
     }
 
@@ -135,7 +132,7 @@ def _finished_per_bucket(
     counts = [0] * len(starts)
     if not task_ids:
         return counts, sampled
-    metas = results.mget([keys.celery_result(records.text(t)) for t in task_ids])
+    metas = results.mget([keys.celery_result(as_text(t)) for t in task_ids])
     for raw in metas:
         finished_at = _date_done(raw)
         if finished_at is None:

@@ -10,9 +10,9 @@ from tasks import deadletters, records, registry
 from webapp import sse
 from webapp.errors import BadRequest, Conflict, NotFound
 from webapp.jsonbody import read_json_object
+from webapp.query import limit_arg
 from webapp.services import services
-from webapp.tasks import accept as task_submit
-from webapp.tasks import read_model as task_views
+from webapp.tasks import accept, read_model
 from webapp.tasks.request import check_idempotency_key, fingerprint, parse_submission
 
 bp = Blueprint("tasks_api", __name__, url_prefix="/api")
@@ -25,7 +25,7 @@ def create_task() -> Response:
     if key is not None:
         check_idempotency_key(key)
     submission = parse_submission(body, max_delay_s=current_app.config["MAX_DELAY_S"])
-    doc, created = task_submit.submit(
+    doc, created = accept.submit(
         services(),
         submission,
         retry_after_s=current_app.config["RETRY_AFTER_S"],
@@ -44,7 +44,7 @@ def get_task(task_id: str) -> Response:
 def task_events(task_id: str) -> Response:
     _load_or_404(task_id)
     heartbeat_s = current_app.config["SSE_HEARTBEAT_S"]
-    return sse.stream(task_views.event_stream(services(), task_id, heartbeat_s))
+    return sse.stream(read_model.event_stream(services(), task_id, heartbeat_s))
 
 
 @bp.delete("/tasks/<task_id>")
@@ -68,12 +68,11 @@ def list_tasks() -> Response:
     state = request.args.get("state") or None
     if state is not None and state not in records.STATES:
         raise BadRequest(f"'state' must be one of {', '.join(records.STATES)}", field="state")
-    limit = _limit_arg(current_app.config["TASK_LIST_MAX"])
-    docs = task_views.recent(
+    docs = read_model.recent(
         services(),
         state=state,
         task=request.args.get("task") or None,
-        limit=limit,
+        limit=_list_limit(),
         scan_max=current_app.config["TASK_LIST_MAX"] * 4,
     )
     return jsonify({"tasks": docs})
@@ -86,8 +85,7 @@ def list_registry() -> Response:
 
 @bp.get("/deadletters")
 def list_dead_letters() -> Response:
-    limit = _limit_arg(current_app.config["TASK_LIST_MAX"])
-    return jsonify({"dead_letters": deadletters.newest(services().redis, limit)})
+    return jsonify({"dead_letters": deadletters.newest(services().redis, _list_limit())})
 
 
 @bp.post("/deadletters/<task_id>/replay")
@@ -98,7 +96,7 @@ def replay_dead_letter(task_id: str) -> Response:
         raise NotFound(f"no dead letter {task_id}")
     body = {"task": entry["task"], "kwargs": entry["kwargs"]}
     submission = parse_submission(body, max_delay_s=current_app.config["MAX_DELAY_S"])
-    doc, _ = task_submit.submit(
+    doc, _ = accept.submit(
         svc,
         submission,
         retry_after_s=current_app.config["RETRY_AFTER_S"],
@@ -132,16 +130,12 @@ def accepted(doc: dict[str, Any], status: int) -> Response:
 
 
 def _load_or_404(task_id: str) -> dict[str, Any]:
-    doc = task_views.load(services(), task_id)
+    doc = read_model.load(services(), task_id)
     if doc is None:
         raise NotFound(f"no task {task_id[:64]} was submitted (or its record expired)")
     return doc
 
 
-def _limit_arg(maximum: int) -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return min(int(current_app.config["TASK_LIST_DEFAULT"]), maximum)
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise BadRequest(f"'limit' must be an integer from 1 to {maximum}", field="limit")
-    return int(raw)
+def _list_limit() -> int:
+    config = current_app.config
+    return limit_arg(default=int(config["TASK_LIST_DEFAULT"]), maximum=config["TASK_LIST_MAX"])

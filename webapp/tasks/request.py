@@ -121,6 +121,8 @@ def _priority(priority: Any) -> int | None:
         or priority not in PRIORITY_RANGE
     ):
         raise BadRequest(
-            "'priority' must be an integer from 0 (most urgent) to 9", field="priority"
+            f"'priority' must be an integer from {min(PRIORITY_RANGE)} (most urgent) "
+            f"to {max(PRIORITY_RANGE)}",
+            field="priority",
         )
     return priority
