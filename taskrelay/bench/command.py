@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from taskrelay.bench import drain, e2e, fanout, http_submit, levers, loadgen, report
-from taskrelay.bench.drain import WorkerSetup
+from taskrelay.bench import chaos, drain, e2e, fanout, http_submit, levers, loadgen, report
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.progress import Progress
 from taskrelay.bench.results import Section
@@ -22,43 +22,93 @@ class BenchOptions:
     tasks: int
     connections: int
     http_duration_s: float
+    e2e_tasks: int
+    e2e_clients: int
     e2e_rate: float
     e2e_duration_s: float
     subscribers: int
     messages_per_s: float
     fanout_duration_s: float
     processes: int
+    chaos_tasks: int
+    chaos_workers: int
+    chaos_kill_interval_s: float
+    chaos_kills: int | None
+    only: tuple[str, ...] = ()
+
+    def http_load(self) -> http_submit.Load:
+        return http_submit.Load(self.connections, self.http_duration_s)
+
+    def e2e_load(self) -> e2e.EndToEndLoad:
+        return e2e.EndToEndLoad(
+            self.e2e_tasks, self.e2e_clients, self.e2e_rate, self.e2e_duration_s, self.processes
+        )
+
+    def fanout_load(self) -> fanout.FanoutLoad:
+        return fanout.FanoutLoad(self.subscribers, self.messages_per_s, self.fanout_duration_s)
+
+    def chaos_load(self) -> chaos.ChaosLoad:
+        return chaos.ChaosLoad(
+            self.chaos_tasks, self.chaos_workers, self.chaos_kill_interval_s, self.chaos_kills
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario of a run: its key (in the JSON and for --only), its step title, its run."""
+
+    key: str
+    title: Callable[[BenchOptions], str]
+    run: Callable[[Stack, BenchOptions], Section]
+
+
+SCENARIOS = (
+    Scenario(
+        "drain",
+        lambda o: f"worker drain, {o.tasks} tasks x 4 subjects",
+        lambda stack, o: drain.run(stack, o.tasks, o.processes),
+    ),
+    Scenario(
+        "http_submit",
+        lambda o: f"HTTP submit, {o.http_duration_s:g} s x 3 targets",
+        lambda stack, o: http_submit.run(stack, o.http_load()),
+    ),
+    Scenario(
+        "end_to_end",
+        lambda o: f"end to end over HTTP, {o.e2e_tasks} tasks x 3 subjects, then {o.e2e_rate:g}/s",
+        lambda stack, o: e2e.run(stack, o.e2e_load()),
+    ),
+    Scenario(
+        "fanout",
+        lambda o: f"fan-out, {o.subscribers} subscribers at {o.messages_per_s:g} msg/s",
+        lambda stack, o: fanout.run(stack, o.fanout_load()),
+    ),
+    Scenario(
+        "chaos",
+        lambda o: o.chaos_load().describe(),
+        lambda stack, o: chaos.run(stack, o.chaos_load()),
+    ),
+)
+SCENARIO_KEYS = tuple(scenario.key for scenario in SCENARIOS)
+
+
+def selected(options: BenchOptions) -> list[Scenario]:
+    return [s for s in SCENARIOS if not options.only or s.key in options.only]
 
 
 def run_scenarios(stack: Stack, options: BenchOptions, progress: Progress) -> list[Section]:
     sections = []
-    with progress.step(f"worker drain, {options.tasks} tasks x 4 subjects") as step:
-        sections.append(drain.run(stack, options.tasks, options.processes))
-        step.text = _summary(sections[-1])
-    with progress.step(f"HTTP submit, {options.http_duration_s:g} s x 3 targets") as step:
-        load = http_submit.Load(options.connections, options.http_duration_s)
-        sections.append(http_submit.run(stack, load))
-        step.text = _summary(sections[-1])
-    with progress.step(f"end to end at {options.e2e_rate:g} tasks/s") as step:
-        setup = WorkerSetup(workers=options.processes)
-        sections.append(e2e.run(stack, options.e2e_rate, options.e2e_duration_s, setup))
-        step.text = _summary(sections[-1])
-    with progress.step(
-        f"fan-out, {options.subscribers} subscribers at {options.messages_per_s:g} msg/s"
-    ) as step:
-        fan = fanout.FanoutLoad(
-            options.subscribers, options.messages_per_s, options.fanout_duration_s
-        )
-        sections.append(fanout.run(stack, fan))
-        step.text = _summary(sections[-1])
+    for scenario in selected(options):
+        with progress.step(scenario.title(options)) as step:
+            sections.append(scenario.run(stack, options))
+            step.text = _summary(sections[-1])
     return sections
 
 
 def run_levers(stack: Stack, options: BenchOptions, progress: Progress) -> list[Section]:
-    load = http_submit.Load(options.connections, options.http_duration_s)
     return [
         levers.worker_levers(stack, options.tasks, progress),
-        levers.web_levers(stack, load, progress),
+        levers.web_levers(stack, options.http_load(), progress),
     ]
 
 
@@ -78,7 +128,8 @@ def redis_version(stack: Stack) -> str:
 
 def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
     output.mkdir(parents=True, exist_ok=True)
-    steps = len(levers.WORKER_LEVERS) + len(levers.WEB_LEVERS) if with_levers else 4
+    levers_steps = len(levers.WORKER_LEVERS) + len(levers.WEB_LEVERS)
+    steps = levers_steps if with_levers else len(selected(options))
     progress = Progress(steps)
     started = time.monotonic()
     with Stack(output / "run") as stack:
@@ -103,15 +154,39 @@ def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
 
 
 @click.command()
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(SCENARIO_KEYS),
+    help="Run only this scenario (repeat for several); default: all.",
+)
 @click.option("--tasks", default=3000, show_default=True, help="No-op tasks per drain.")
 @click.option("--connections", default=16, show_default=True, help="HTTP load connections.")
 @click.option("--http-duration", default=5.0, show_default=True, help="Seconds per HTTP load.")
-@click.option("--e2e-rate", default=100.0, show_default=True, help="Tasks/s, end to end.")
-@click.option("--e2e-duration", default=5.0, show_default=True, help="Seconds end to end.")
+@click.option("--e2e-tasks", default=2000, show_default=True, help="Tasks per end-to-end subject.")
+@click.option("--e2e-clients", default=10, show_default=True, help="Concurrent end-to-end clients.")
+@click.option("--e2e-rate", default=100.0, show_default=True, help="Tasks/s, fixed-rate latency.")
+@click.option("--e2e-duration", default=5.0, show_default=True, help="Seconds at that rate.")
 @click.option("--subscribers", default=100, show_default=True, help="Fan-out subscribers.")
 @click.option("--messages-per-s", default=200.0, show_default=True, help="Fan-out rate.")
 @click.option("--fanout-duration", default=5.0, show_default=True, help="Seconds of fan-out.")
-@click.option("--processes", default=2, show_default=True, help="Worker processes.")
+@click.option(
+    "--processes",
+    default=2,
+    show_default=True,
+    help="Task worker processes (taskrelay up --concurrency, end to end).",
+)
+@click.option("--chaos-tasks", default=20000, show_default=True, help="No-op tasks, chaos drain.")
+@click.option("--chaos-workers", default=4, show_default=True, help="Workers, chaos drain.")
+@click.option(
+    "--chaos-kill-interval",
+    default=2.0,
+    show_default=True,
+    help="Seconds between two SIGKILLs of a random worker.",
+)
+@click.option(
+    "--chaos-kills", default=0, show_default=True, help="Stop killing after this many (0: never)."
+)
 @click.option(
     "--output",
     default="bench-results",
@@ -125,12 +200,19 @@ def bench(output: Path, with_levers: bool, **values: Any) -> None:
         tasks=values["tasks"],
         connections=values["connections"],
         http_duration_s=values["http_duration"],
+        e2e_tasks=values["e2e_tasks"],
+        e2e_clients=values["e2e_clients"],
         e2e_rate=values["e2e_rate"],
         e2e_duration_s=values["e2e_duration"],
         subscribers=values["subscribers"],
         messages_per_s=values["messages_per_s"],
         fanout_duration_s=values["fanout_duration"],
         processes=values["processes"],
+        chaos_tasks=values["chaos_tasks"],
+        chaos_workers=values["chaos_workers"],
+        chaos_kill_interval_s=values["chaos_kill_interval"],
+        chaos_kills=values["chaos_kills"] or None,
+        only=tuple(values["only"]),
     )
     if report.matplotlib_missing():
         click.echo(report.INSTALL_HINT, err=True)

@@ -8,92 +8,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import redis
 from celery import Celery
 
-from taskrelay import roles
-from taskrelay.bench import baseline_article, baseline_celery
+from taskrelay.bench import baseline_article, baseline_celery, commandstats
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.results import Row, Section
+from taskrelay.bench.servers import start_flower
 from taskrelay.bench.stack import Stack, python_module, wait_until
 from taskrelay.bench.stats import rate, ratio
+from taskrelay.bench.workers import WorkerSetup, start_workers
 from taskrelay.processes import Child
-from taskrelay.waiting import free_port
 from tasks import keys
 from tasks.app_factory import create_celery_app
 from tasks.names import celery_name
+from tasks.queues import TASK_QUEUE
 
 TASKRELAY_NOOP = celery_name("noop")
-TASKRELAY_QUEUE = "tasks"
 BASELINE_QUEUE = "celery"
 # The slowest subject drains well above this; below it something is wrong.
 SLOWEST_EXPECTED_RATE = 40.0
 DRAIN_GRACE_S = 60.0
 WARM_UP_TASKS = 300
 RESULT_POLL_S = 0.2
-FLOWER_AUTH = ("bench", "bench")
 
 PRODUCTION = "taskrelay production"
 WITH_FLOWER = "taskrelay + Flower (events on)"
 CELERY_DEFAULTS = "Celery at its defaults"
 RAW_LOOP = "article LPUSH/BLPOP loop"
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    """How taskrelay's task workers run; the defaults are the production configuration.
-
-    ``workers`` worker processes, each with a pool of ``concurrency``: ``taskrelay
-    up`` runs as many one-child workers as it is asked for tasks at once, so that
-    the broker work of a worker's main process is spread over several processes.
-    """
-
-    pool: str = "prefork"
-    concurrency: int = 1
-    workers: int = 2
-    prefetch: int | None = None  # None: celeryconfig's own default
-    events: bool = False
-    gossip_and_mingle: bool = False
-    loglevel: str | None = None  # None: the level roles.worker_argv sets
-    hiredis: bool = True
-    extra_args: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-
-    def argv(self, node: str) -> list[str]:
-        argv = roles.worker_argv(
-            TASKRELAY_QUEUE,
-            concurrency=self.concurrency,
-            node_name=node,
-            pool=self.pool,
-            gossip_and_mingle=self.gossip_and_mingle,
-        )
-        argv += list(self.extra_args)
-        if self.loglevel is not None:
-            argv += ["--loglevel", self.loglevel]
-        return argv
-
-    def describe(self) -> str:
-        return f"{self.workers} x {self.pool} x{self.concurrency}"
-
-    def environment(self, root: Path) -> dict[str, str]:
-        env = {"TASKRELAY_TASK_EVENTS": "1" if self.events else "0", **self.env}
-        if self.prefetch is not None:
-            env["TASKRELAY_PREFETCH"] = str(self.prefetch)
-        if not self.hiredis:
-            env["PYTHONPATH"] = str(hiredis_blocker(root))
-        return env
-
-
-def hiredis_blocker(root: Path) -> Path:
-    """A directory whose ``hiredis`` fails to import, so redis-py parses in pure Python."""
-    folder = root / "no-hiredis"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hiredis.py").write_text('raise ImportError("hiredis disabled by the benchmark")\n')
-    return folder
 
 
 def warm_up(stack: Stack, setup: WorkerSetup) -> None:
@@ -125,8 +69,9 @@ def drain_taskrelay(
     stack: Stack, subject: str, setup: WorkerSetup, tasks: int, *, flower: bool = False
 ) -> Row:
     stack.flush()
+    before = calls_so_far(stack)
     sender = create_celery_app(stack.url, result_backend="disabled", task_send_sent_event=False)
-    ids = enqueue(sender, TASKRELAY_NOOP, TASKRELAY_QUEUE, tasks)
+    ids = enqueue(sender, TASKRELAY_NOOP, TASK_QUEUE, tasks)
     children: list[Child] = []
     if flower:
         children.append(start_flower(stack))
@@ -134,30 +79,36 @@ def drain_taskrelay(
     children += workers
     try:
         seconds = wait_drained(stack, workers, ids)
+        calls = commandstats.per_task(before, calls_so_far(stack), len(ids))
     finally:
         stack.stop(*children)
     note = f"{setup.describe()}, acks late, results stored"
-    return Row(subject, rate(len(ids) - 1, seconds), "tasks/s", note=note)
+    return Row(subject, rate(len(ids) - 1, seconds), "tasks/s", note=note, calls_per_task=calls)
 
 
 def drain_celery_defaults(stack: Stack, tasks: int) -> Row:
     stack.flush()
+    before = calls_so_far(stack)
     sender = Celery("sender", broker=stack.url, backend="disabled", set_as_current=False)
     ids = enqueue(sender, baseline_celery.TASK_NAME, BASELINE_QUEUE, tasks)
     argv = python_module("celery", "-A", baseline_celery.__name__, "worker", "-n", "defaults@bench")
     worker = stack.start("celery-defaults", argv)
     try:
         seconds = wait_drained(stack, [worker], ids)
+        calls = commandstats.per_task(before, calls_so_far(stack), len(ids))
     finally:
         stack.stop(worker)
     note = "prefork x nproc, prefetch 4, early ack, results stored"
-    return Row(CELERY_DEFAULTS, rate(len(ids) - 1, seconds), "tasks/s", note=note)
+    return Row(
+        CELERY_DEFAULTS, rate(len(ids) - 1, seconds), "tasks/s", note=note, calls_per_task=calls
+    )
 
 
 def drain_raw(stack: Stack, tasks: int, processes: int) -> Row:
     stack.flush()
     client = stack.client()
     try:
+        before = commandstats.snapshot(client)
         push_raw(client, tasks, processes)
         listeners = [
             stack.start(
@@ -172,6 +123,7 @@ def drain_raw(stack: Stack, tasks: int, processes: int) -> Row:
                 timeout_s=drain_timeout_s(tasks),
                 what="the article's listeners to drain their queue",
             )
+            calls = commandstats.per_task(before, commandstats.snapshot(client), tasks)
         finally:
             stack.stop(*listeners)
     finally:
@@ -180,7 +132,7 @@ def drain_raw(stack: Stack, tasks: int, processes: int) -> Row:
     first = min(report["first"] for report in raw_reports if report["count"])
     last = max(report["last"] for report in raw_reports)
     note = f"{processes} listener processes, no acks, no results"
-    return Row(RAW_LOOP, rate(count - 1, last - first), "tasks/s", note=note)
+    return Row(RAW_LOOP, rate(count - 1, last - first), "tasks/s", note=note, calls_per_task=calls)
 
 
 def push_raw(client: redis.Redis, tasks: int, listeners: int, chunk: int = 1000) -> None:
@@ -207,21 +159,17 @@ def enqueue(sender: Celery, task_name: str, queue: str, count: int) -> list[str]
         ]
 
 
+def calls_so_far(stack: Stack) -> dict[str, int]:
+    """The Redis command counts of the run's Redis now (commandstats.per_task compares two)."""
+    client = stack.client()
+    try:
+        return commandstats.snapshot(client)
+    finally:
+        client.close()
+
+
 def drain_timeout_s(tasks: int) -> float:
     return tasks / SLOWEST_EXPECTED_RATE + DRAIN_GRACE_S
-
-
-def start_workers(
-    stack: Stack, prefix: str, setup: WorkerSetup, queue: str = TASKRELAY_QUEUE
-) -> list[Child]:
-    """The worker processes of one setup, each with a node name of its own."""
-    workers = []
-    for _ in range(setup.workers):
-        node = f"{prefix}-{free_port()}@bench"
-        argv = setup.argv(node)
-        argv[argv.index("-Q") + 1] = queue
-        workers.append(stack.start(node, argv, setup.environment(stack.root)))
-    return workers
 
 
 def wait_drained(stack: Stack, workers: Sequence[Child], ids: Sequence[str]) -> float:
@@ -259,12 +207,3 @@ def _done_at(raw: bytes | str | None) -> datetime | None:
     if meta.get("status") != "SUCCESS":
         return None
     return datetime.fromisoformat(meta["date_done"])
-
-
-def start_flower(stack: Stack) -> Child:
-    port = free_port()
-    user, password = FLOWER_AUTH
-    env = {"TASKRELAY_TASK_EVENTS": "1", **roles.flower_env(f"{user}:{password}")}
-    child = stack.start("flower", roles.flower_argv("127.0.0.1", port), env)
-    stack.wait_http(child, f"http://127.0.0.1:{port}/healthcheck", auth=FLOWER_AUTH)
-    return child

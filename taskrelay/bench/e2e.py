@@ -1,70 +1,168 @@
-"""End to end: ``POST /api/tasks`` at a fixed rate, each timed until its SUCCESS is visible.
+"""End to end over HTTP: taskrelay as ``taskrelay up`` runs it, against the 20-line template.
 
-SUCCESS is visible when the result backend PUBLISHes it, which is what a
-client following ``GET /api/tasks/<id>/events`` is woken by.
+Throughput: N tasks POSTed by C clients, then every id read with GET until SUCCESS
+(task_client.py); tasks/s from the first POST to the last SUCCESS, with the POST's
+own p50/p99. Subjects: the template (topologies.py), taskrelay with Flower running,
+taskrelay with Flower not running. Then, on that last system, latency at a steady
+load: POSTs at a fixed rate, each timed until its SUCCESS is published.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
+from dataclasses import dataclass
 
-from taskrelay.bench import loadgen
-from taskrelay.bench.drain import WorkerSetup
+from taskrelay.bench import commandstats, loadgen, task_client
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
-from taskrelay.bench.servers import HOST, start_taskrelay_web, start_taskrelay_workers
-from taskrelay.bench.stack import Stack, wait_until
-from taskrelay.bench.stats import ms, percentile, rate
-from tasks import keys
+from taskrelay.bench.servers import HOST
+from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, wait_until
+from taskrelay.bench.stats import ms, percentile, rate, ratio
+from taskrelay.bench.success_watcher import SuccessWatcher
+from taskrelay.bench.task_client import TaskLoad
+from taskrelay.bench.topologies import (
+    TEMPLATE_WEB_WORKERS,
+    System,
+    flower_knows,
+    start_taskrelay_up,
+    start_template,
+)
+from taskrelay.waiting import log_tail
 
-SUBMIT_BODY = {"task": "noop"}
-SETTLE_TIMEOUT_S = 30.0
+# The template's task and taskrelay's built-in one both take one number and return it.
+SUBMIT_BODY = {"task": "consume", "args": [1]}
 WARMUP_TASKS = 20
-SUBJECT = "taskrelay submit -> SUCCESS visible"
+# Every subject finishes far faster than this; the deadline only ends a stuck run.
+SLOWEST_EXPECTED_RATE = 20.0
+DEADLINE_GRACE_S = 60.0
+SETTLE_TIMEOUT_S = 30.0
+
+TEMPLATE = "20-line template (Flask + Celery)"
+WITH_FLOWER = "taskrelay up (Flower running)"
+WITHOUT_FLOWER = "taskrelay up, Flower not running"
 
 
-class SuccessWatcher:
-    """Notes when each task's SUCCESS is published, on a thread of its own."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.client = stack.client()
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        self.pubsub.psubscribe(keys.CELERY_RESULT_PREFIX + "*")
-        self.seen: dict[str, float] = {}
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._listen, daemon=True)
-        self.thread.start()
-
-    def _listen(self) -> None:
-        while not self.stopping.is_set():
-            message = self.pubsub.get_message(timeout=0.2)
-            if message is None:
-                continue
-            meta = json.loads(message["data"])
-            if meta.get("status") == "SUCCESS":
-                self.seen[meta["task_id"]] = time.time()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.pubsub.close()
-        self.client.close()
+@dataclass(frozen=True)
+class EndToEndLoad:
+    tasks: int
+    clients: int
+    per_s: float
+    duration_s: float
+    workers: int  # taskrelay up --concurrency
 
 
-def run(stack: Stack, per_s: float, duration_s: float, setup: WorkerSetup) -> Section:
-    section = Section("end_to_end", f"end to end at {per_s:g} tasks/s")
+def run(stack: Stack, load: EndToEndLoad) -> Section:
+    title = f"end to end over HTTP: {load.tasks} tasks from {load.clients} clients"
+    section = Section("end_to_end", title)
     stack.flush()
-    web, port = start_taskrelay_web(stack)
-    workers = start_taskrelay_workers(stack, "tasks", setup)
-    watcher = SuccessWatcher(stack)
+    template = start_template(stack)
     try:
-        request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
-        loadgen.fire_at_rate(lambda i: request, per_s, WARMUP_TASKS)
-        count = max(1, round(per_s * duration_s))
-        sent = loadgen.fire_at_rate(lambda i: request, per_s, count)
+        note = f"gunicorn -w {TEMPLATE_WEB_WORKERS} sync, celery worker at its defaults"
+        section.rows.append(measure(stack, TEMPLATE, template, load, note))
+    finally:
+        template.stop(stack)
+    up_note = f"gunicorn gevent, {load.workers} task workers x1, relay worker"
+    for subject, flower in ((WITH_FLOWER, True), (WITHOUT_FLOWER, False)):
+        stack.flush()
+        system = start_taskrelay_up(stack, workers=load.workers, flower=flower)
+        try:
+            note = up_note + (", Flower" if flower else "")
+            section.rows.append(measure(stack, subject, system, load, note, flower=flower))
+            if not flower:
+                section.rows.append(at_rate(stack, system, load, section.notes))
+        finally:
+            system.stop(stack)
+    base = section.rows[0].rate
+    for subject in (WITH_FLOWER, WITHOUT_FLOWER):
+        found = section.row(subject)
+        section.ratios[f"{subject} / {TEMPLATE}"] = ratio(found.rate if found else None, base)
+    section.notes.append(
+        "p50/p99: the POST alone (throughput rows); POST to SUCCESS published (fixed-rate row)"
+    )
+    return section
+
+
+def requests_for(system: System) -> tuple[Request, task_client.ReadRequest]:
+    submit = Request.build(HOST, system.web_port, "POST", "/api/tasks", SUBMIT_BODY)
+
+    def read(task_id: str) -> Request:
+        return Request.build(HOST, system.web_port, "GET", f"/api/tasks/{task_id}")
+
+    return submit, read
+
+
+def measure(
+    stack: Stack,
+    subject: str,
+    system: System,
+    load: EndToEndLoad,
+    note: str,
+    *,
+    flower: bool = False,
+) -> Row:
+    submit, read = requests_for(system)
+    warm_up(stack, system, flower=flower)
+    client = system.client()
+    try:
+        before = commandstats.snapshot(client)
+        outcome = task_client.submit_and_confirm(
+            submit, read, TaskLoad(load.tasks, load.clients), deadline_s(load.tasks)
+        )
+        calls = commandstats.per_task(before, commandstats.snapshot(client), load.tasks)
+    finally:
+        client.close()
+    system.check_alive(stack)
+    latencies = outcome.submit_latencies_s
+    return Row(
+        subject,
+        rate(outcome.succeeded, outcome.span_s),
+        "tasks/s",
+        ms(percentile(latencies, 0.5)),
+        ms(percentile(latencies, 0.99)),
+        loss=(load.tasks - outcome.succeeded) / load.tasks,
+        note=note,
+        calls_per_task=calls,
+        counts={
+            "rejected": outcome.rejected,
+            "failed": len(outcome.failed),
+            "unfinished": len(outcome.unfinished),
+        },
+    )
+
+
+def warm_up(stack: Stack, system: System, *, flower: bool) -> None:
+    """A few tasks through the whole path; with Flower, until Flower sees task events.
+
+    Flower turns events on in the workers a few seconds after it starts; before
+    that, the system under test is not yet the one with Flower running.
+    """
+    submit, read = requests_for(system)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        outcome = task_client.submit_and_confirm(
+            submit, read, TaskLoad(WARMUP_TASKS, 1), READY_TIMEOUT_S
+        )
+        system.check_alive(stack)
+        if outcome.succeeded < WARMUP_TASKS:
+            logs = "\n".join(log_tail(child.log_path) for child in system.children)
+            raise BenchError(f"warm-up tasks did not all succeed:\n{logs}")
+        if not flower or flower_knows(system, outcome.ids[-1]):
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"Flower saw no task events within {READY_TIMEOUT_S:g} s")
+
+
+def at_rate(stack: Stack, system: System, load: EndToEndLoad, notes: list[str]) -> Row:
+    """POSTs at load.per_s for load.duration_s, each timed until its SUCCESS is published."""
+    submit, _ = requests_for(system)
+    client = system.client()
+    watcher = SuccessWatcher(client)
+    count = max(1, round(load.per_s * load.duration_s))
+    try:
+        loadgen.fire_at_rate(lambda i: submit, load.per_s, WARMUP_TASKS)
+        sent = loadgen.fire_at_rate(lambda i: submit, load.per_s, count)
         ids = {json.loads(s.body)["id"]: s for s in sent if s.status == 202}
         wait_until(
             lambda: all(task_id in watcher.seen for task_id in ids),
@@ -73,25 +171,27 @@ def run(stack: Stack, per_s: float, duration_s: float, setup: WorkerSetup) -> Se
         )
     finally:
         watcher.close()
-        stack.stop(*workers, web)
+        client.close()
+    system.check_alive(stack)
     if not ids:
         raise BenchError("no task was accepted by POST /api/tasks")
     latencies = [watcher.seen[task_id] - s.sent_at for task_id, s in ids.items()]
     span = max(watcher.seen[t] for t in ids) - min(s.sent_at for s in ids.values())
-    failed = count - len(ids)
-    row = Row(
-        SUBJECT,
+    submit_latencies = [s.latency_s for s in ids.values()]
+    notes.append(
+        f"at {load.per_s:g}/s the POST alone: p50 {ms(percentile(submit_latencies, 0.5)):.1f} ms,"
+        f" p99 {ms(percentile(submit_latencies, 0.99)):.1f} ms"
+    )
+    return Row(
+        f"{WITHOUT_FLOWER}, {load.per_s:g}/s",
         rate(len(ids), span),
         "tasks/s",
         ms(percentile(latencies, 0.5)),
         ms(percentile(latencies, 0.99)),
-        loss=failed / count,
-        note=f"{count} tasks, {setup.describe()}",
+        loss=(count - len(ids)) / count,
+        note=f"{count} tasks at a fixed rate, POST to SUCCESS published",
     )
-    section.rows.append(row)
-    submit = [s.latency_s for s in ids.values()]
-    section.notes.append(
-        f"the POST alone: p50 {ms(percentile(submit, 0.5)):.1f} ms,"
-        f" p99 {ms(percentile(submit, 0.99)):.1f} ms"
-    )
-    return section
+
+
+def deadline_s(tasks: int) -> float:
+    return tasks / SLOWEST_EXPECTED_RATE + DEADLINE_GRACE_S

@@ -22,13 +22,13 @@ import httpx
 
 from taskrelay import roles
 from taskrelay.bench import loadgen, subscribers
-from taskrelay.bench.drain import WorkerSetup
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
-from taskrelay.bench.servers import HOST, start_taskrelay_web, start_taskrelay_workers
+from taskrelay.bench.servers import HOST, start_taskrelay_web
 from taskrelay.bench.stack import PYTHON, Stack
 from taskrelay.bench.stats import ms, rate, ratio
+from taskrelay.bench.workers import WorkerSetup, start_consuming_workers
 
 CHANNEL = "bench.fanout"
 READY_TIMEOUT_S = 60.0
@@ -74,7 +74,7 @@ def run(stack: Stack, load: FanoutLoad) -> Section:
 def measure_taskrelay(stack: Stack, load: FanoutLoad) -> Row:
     stack.flush()
     web, port = start_taskrelay_web(stack)
-    relays = start_taskrelay_workers(stack, "relay", RELAY_SETUP)
+    relays = start_consuming_workers(stack, "relay", RELAY_SETUP)
     base = f"http://{HOST}:{port}"
     path = f"/api/channels/{CHANNEL}/messages"
     try:

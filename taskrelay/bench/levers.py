@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from taskrelay.bench import drain, http_submit
-from taskrelay.bench.drain import WorkerSetup
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.progress import Progress
 from taskrelay.bench.results import Row, Section
 from taskrelay.bench.servers import HOST, start_taskrelay_web
 from taskrelay.bench.stack import Stack
 from taskrelay.bench.stats import ratio
+from taskrelay.bench.workers import WorkerSetup
 
 PRODUCTION = WorkerSetup()
 

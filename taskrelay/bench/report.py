@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from taskrelay.bench.commandstats import describe
 from taskrelay.bench.results import Section
 
 INSTALL_HINT = (
@@ -64,6 +65,10 @@ def table(sections: list[Section]) -> str:
         for name, value in section.ratios.items():
             out.append(f"   ratio {name}: {'n/a' if value is None else f'{value:.2f}x'}")
         out.extend(f"   {note}" for note in section.notes)
+        calls = [row for row in section.rows if row.calls_per_task]
+        if calls:
+            out.append("   Redis commands per task (INFO commandstats):")
+            out.extend(f"     {row.subject}: {describe(row.calls_per_task)}" for row in calls)
     return "\n".join(out)
 
 
@@ -115,10 +120,6 @@ def write_plot(path: Path, sections: list[Section]) -> bool:
 
 
 def _bars(section: Section) -> tuple[list[str], list[float], str]:
-    """Rates, except end to end, whose point is its latency at a fixed rate."""
-    if section.key == "end_to_end":
-        row = section.rows[0]
-        return ["p50", "p99"], [row.p50_ms or 0.0, row.p99_ms or 0.0], "ms, submit to SUCCESS"
     return (
         [row.subject for row in section.rows],
         [row.rate for row in section.rows],

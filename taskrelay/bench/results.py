@@ -8,7 +8,11 @@ from typing import Any
 
 @dataclass
 class Row:
-    """One measured subject: a rate, and latencies and loss where the scenario has them."""
+    """One measured subject: a rate, and latencies and loss where the scenario has them.
+
+    ``calls_per_task``: Redis commands per task over the run (commandstats.py);
+    ``counts``: what a scenario counted beside its rate (kills, lost tasks, ...).
+    """
 
     subject: str
     rate: float
@@ -17,6 +21,8 @@ class Row:
     p99_ms: float | None = None
     loss: float | None = None
     note: str = ""
+    calls_per_task: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,18 +1,18 @@
-"""Starting the servers a scenario measures: taskrelay's web and workers, the article's app."""
+"""Starting the servers a scenario measures: taskrelay's web, Flower, the article's app."""
 
 from __future__ import annotations
 
 from taskrelay import roles
 from taskrelay.bench import baseline_article
-from taskrelay.bench.drain import WorkerSetup, start_workers
-from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, wait_until
+from taskrelay.bench.stack import Stack
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
-from tasks.celery_ext.liveness import live_consumers
 
 HOST = "127.0.0.1"
-# Keep-alive comments every second, so a new SSE client gets its first bytes soon.
+# No rate limit (the load comes from one address), and keep-alive comments every
+# second, so a new SSE client gets its first bytes soon.
 BENCH_WEB_ENV = {"TASKRELAY_RATE_LIMIT": "", "TASKRELAY_SSE_HEARTBEAT_S": "1"}
+FLOWER_AUTH = ("bench", "bench")
 
 
 def start_taskrelay_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[Child, int]:
@@ -35,19 +35,11 @@ def start_article_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[
     return child, port
 
 
-def start_taskrelay_workers(stack: Stack, queue: str, setup: WorkerSetup) -> list[Child]:
-    """taskrelay's workers, returned once every liveness beacon shows it consumes the queue."""
-    workers = start_workers(stack, queue, setup, queue=queue)
-    client = stack.client()
-    try:
-
-        def consuming() -> bool:
-            live = live_consumers(client, queue)
-            for worker in workers:
-                stack.check_alive(worker)
-            return all(worker.name in live for worker in workers)
-
-        wait_until(consuming, timeout_s=READY_TIMEOUT_S, what=f"the workers to consume {queue}")
-    finally:
-        client.close()
-    return workers
+def start_flower(stack: Stack) -> Child:
+    """Flower as ``taskrelay up`` runs it, with task events on in the workers it watches."""
+    port = free_port()
+    user, password = FLOWER_AUTH
+    env = {"TASKRELAY_TASK_EVENTS": "1", **roles.flower_env(f"{user}:{password}")}
+    child = stack.start("flower", roles.flower_argv(HOST, port), env)
+    stack.wait_http(child, f"http://{HOST}:{port}/healthcheck", auth=FLOWER_AUTH)
+    return child

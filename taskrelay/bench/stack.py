@@ -6,7 +6,6 @@ when a step fails or the user presses Ctrl-C.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,6 +51,7 @@ class Stack:
         self.logs = root / "logs"
         self.redis_server = EmbeddedRedis(port=free_port(), data_dir=root / "redis")
         self.children: list[Child] = []
+        self.other_redis: list[EmbeddedRedis] = []
 
     def __enter__(self) -> Stack:
         self.redis_server.start()
@@ -64,6 +64,8 @@ class Stack:
         trace: TracebackType | None,
     ) -> None:
         self.stop_all()
+        for server in self.other_redis:
+            server.stop()
         self.redis_server.stop()
 
     @property
@@ -93,9 +95,29 @@ class Stack:
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
         child = Child(name, argv, self.logs / f"{name}.log", self.env(env), STOP_TIMEOUT_S)
+        return self.start_child(child)
+
+    def start_child(self, child: Child) -> Child:
+        """Start a child built elsewhere (as ``taskrelay up`` builds them), under this run.
+
+        Its own environment wins over the run's; it stops within the run's timeout.
+        """
+        child.env = {**self.env(), **child.env}
+        child.stop_timeout_s = STOP_TIMEOUT_S
         self.children.append(child)
         child.start()
         return child
+
+    def start_redis(self, name: str, *, durable: bool) -> EmbeddedRedis:
+        """Another Redis server beside the run's own, for a subject that needs one to itself."""
+        server = EmbeddedRedis(port=free_port(), data_dir=self.root / name, durable=durable)
+        self.other_redis.append(server)
+        server.start()
+        return server
+
+    def stop_redis(self, server: EmbeddedRedis) -> None:
+        server.stop()
+        self.other_redis.remove(server)
 
     def stop(self, *children: Child) -> None:
         stop_together(children)
@@ -126,7 +148,3 @@ class Stack:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [PYTHON, "-m", module, *args]
-
-
-def inherit_env(names: Sequence[str]) -> dict[str, str]:
-    return {name: os.environ[name] for name in names if name in os.environ}

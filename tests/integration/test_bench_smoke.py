@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,12 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = {"drain", "http_submit", "end_to_end", "fanout"}
+SECTIONS = {"drain", "http_submit", "end_to_end", "fanout", "chaos"}
+CHAOS_TASKS = 300
+E2E_TASKS = 30
+# A killed worker's tasks come back after the visibility timeout: short here, so
+# the chaos drain's one kill costs seconds, not the production 30 s.
+SMOKE_ENV = {"TASKRELAY_VISIBILITY_TIMEOUT": "3"}
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +32,22 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "--tasks=40",
             "--connections=2",
             "--http-duration=1",
+            f"--e2e-tasks={E2E_TASKS}",
+            "--e2e-clients=3",
             "--e2e-rate=20",
             "--e2e-duration=1",
             "--subscribers=3",
             "--messages-per-s=10",
             "--fanout-duration=1",
+            f"--chaos-tasks={CHAOS_TASKS}",
+            "--chaos-workers=2",
+            "--chaos-kills=1",
             f"--output={output}",
         ],
+        env={**os.environ, **SMOKE_ENV},
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=420,
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -73,3 +85,40 @@ def test_latencies_are_reported_where_a_scenario_measures_them(bench_report: dic
             assert row["p50_ms"] is not None and row["p50_ms"] <= row["p99_ms"], (key, row)
     for row in bench_report["sections"]["end_to_end"]["rows"]:
         assert row["loss"] == 0
+
+
+def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_template(
+    bench_report: dict,
+) -> None:
+    section = bench_report["sections"]["end_to_end"]
+    # The throughput rows count what the client saw; the fixed-rate latency row does not.
+    throughput = [row for row in section["rows"] if row["counts"]]
+    assert len(throughput) == 3
+    for row in throughput:
+        assert row["counts"] == {"rejected": 0, "failed": 0, "unfinished": 0}, row
+    assert len(section["ratios"]) == 2
+    assert all(value and value > 0 for value in section["ratios"].values())
+
+
+def test_the_chaos_drain_runs_on_both_transports_and_accounts_for_every_task(
+    bench_report: dict,
+) -> None:
+    rows = bench_report["sections"]["chaos"]["rows"]
+    assert len(rows) == 2
+    for row in rows:
+        counts = row["counts"]
+        assert counts["kills"] == 1, row
+        assert counts["finished"] + counts["failed"] + counts["never_finished"] == CHAOS_TASKS
+        assert counts["never_finished"] == (
+            counts["gone"] + counts["still_queued"] + counts["still_held"]
+        )
+        assert counts["run_twice"] <= counts["extra_runs"]
+
+
+def test_every_drain_counts_the_redis_commands_each_task_cost(bench_report: dict) -> None:
+    for key in ("drain", "chaos", "end_to_end"):
+        for row in bench_report["sections"][key]["rows"]:
+            if key == "end_to_end" and not row["counts"]:
+                continue  # the fixed-rate latency row counts no commands
+            # At least the command that queued the task, and the one that took it.
+            assert row["calls_per_task"]["total"] >= 2, (key, row)
