@@ -14,11 +14,10 @@ from types import FrameType
 
 import httpx
 
-from taskrelay import roles
+from taskrelay import roles, user_tasks
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.errors import SetupError
 from taskrelay.processes import Child, stop_together
-from tasks import task_modules
 
 READY_TIMEOUT_S = 90.0
 WATCH_INTERVAL_S = 0.5
@@ -26,8 +25,6 @@ WATCH_INTERVAL_S = 0.5
 # shutdown); it matches the hard time limit in celeryconfig plus a margin.
 WORKER_STOP_TIMEOUT_S = 360.0
 FLOWER_USER = "admin"
-# The setting every role reads for the user's task modules (celeryconfig).
-TASK_MODULES_ENV = "TASKRELAY_TASK_MODULES"
 
 
 @dataclass(frozen=True)
@@ -42,21 +39,6 @@ class UpOptions:
     # The user's task modules (``--tasks``) for every role; None passes the
     # environment's TASKRELAY_TASK_MODULES through as it is.
     task_modules: str | None = None
-
-
-def user_task_modules(options: UpOptions) -> tuple[str, ...]:
-    """The user's task modules every role will load, refused here if a name is invalid.
-
-    Checked before anything starts: every role would otherwise fail on the same
-    name, each in its own log.
-    """
-    setting = options.task_modules
-    if setting is None:
-        setting = os.environ.get(TASK_MODULES_ENV, "")
-    try:
-        return task_modules.parse(setting)
-    except task_modules.TaskModuleError as error:
-        raise SetupError(str(error)) from None
 
 
 def flower_credentials(var_dir: Path) -> str:
@@ -84,10 +66,9 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         "REDIS_URL": redis_url,
         "PYTHONUNBUFFERED": "1",
         "TASKRELAY_FLOWER_URL": f"http://{options.bind_address}:{options.flower_port}/",
-    }
-    if options.task_modules is not None:
         # One setting for every role: the web accepts only tasks a worker can run.
-        env[TASK_MODULES_ENV] = options.task_modules
+        **user_tasks.role_env(options.task_modules),
+    }
     return [
         Child(
             "web",
@@ -141,7 +122,7 @@ class System:
 
     def run(self) -> int:
         """Start everything, wait for a signal or a failed child, stop everything."""
-        modules = user_task_modules(self.options)
+        modules = user_tasks.check(self.options.task_modules)
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
