@@ -1,36 +1,361 @@
-"""kombu's Redis transport, with one Redis client object per channel.
+# kombu is untyped: every call into it would need its own ignore.
+# mypy: disable-error-code="no-untyped-call"
+"""kombu's Redis transport with no window to lose a message, and fewer round trips.
 
-kombu builds a new ``redis.Redis`` object for every command it sends outside the
-event loop: each publish, each unacked-record write, each acknowledgement.
-redis-py's constructor is not cheap (it builds its table of reply callbacks), and
-in a worker's main process it was about a tenth of the CPU spent per task. The
-client objects share the channel's connection pool either way, and a
-``redis.Redis`` is safe to share, so one per channel does the same work for less.
+kombu's transport takes a message with ``BRPOP`` and only then writes its in-flight
+records (``unacked`` and ``unacked_index``): a worker SIGKILLed between the two loses
+the message (celery/celery#7950). Here a message moves from its queue into those
+records in one Lua script (fetch.lua, called through tasks/celery_ext/fetch.py), which
+takes up to the channel's free prefetch window at once and also carries the
+acknowledgements collected since the last fetch (tasks/celery_ext/acks.py). The
+records are kombu's own, so kombu's ``restore_visible`` and taskrelay's lease renewal
+work on them unchanged.
+
+A script cannot block, so a consumer whose queues are empty waits on a wake key per
+queue, BullMQ's marker: producers set it in the same round trip as the message
+(``LPUSH`` + ``ZADD`` in one pipeline), the fetch sets it again while messages remain
+so that the next blocked consumer takes them, and consumers ``BZPOPMIN`` it with a
+bound of ``brpop_timeout`` (1 s). A wake-up that is lost (a producer on kombu's own
+transport, a consumer killed after taking the wake key) costs at most that bound: a
+consumer fetches after every wait, woken or not. Sidekiq's super_fetch (``LMOVE`` into
+a list per process) was the other choice; it needs its own recovery of dead
+processes' lists, while this keeps kombu's records, its visibility timeout and its
+restore for everything, and keeps priorities (one script can look at every priority
+list in kombu's order, where ``LMOVE`` takes from one list).
+
+The wire protocol of the event loop stays kombu's: one command in flight per channel
+on its own connection, sent when the prefetch window has room and read when the
+socket is readable. That command is the fetch script while messages are expected (at
+start, after a wait, after a fetch that left messages behind) and the bounded wait
+otherwise. A fetch's reply holds messages already recorded, so it is always read,
+even when the window has since closed; kombu parks a ``BRPOP`` reply in that case.
+
+Every client object outside the event loop is one per channel: kombu builds a new
+``redis.Redis`` for each command, and its constructor cost about a tenth of a worker
+main process's CPU per task.
 """
 
 from __future__ import annotations
 
+import logging
+from queue import Empty
+from time import monotonic, time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.utils.json import dumps, loads
+from redis.exceptions import NoScriptError
+
+from tasks.celery_ext import fetch
+from tasks.celery_ext.acks import BatchedAckQoS
+
+logger = logging.getLogger(__name__)
+
+# The bound on one blocking wait, in seconds: the most a lost wake-up can cost.
+MAX_WAIT_S = 1.0
+# What a channel sent on its event-loop connection, when it is not a fetch.
+_WAIT = "wait"
+
+
+class Poller(kombu_redis.MultiChannelPoller):
+    """kombu's poller, which also sends each turn's acknowledgements."""
+
+    def on_poll_start(self) -> None:
+        # Channels that send a fetch in this turn put their acks in it; the rest
+        # send theirs in a pipeline of their own.
+        super().on_poll_start()
+        for channel in list(self._channels):
+            channel.qos.flush_acks()
+
+    def on_readable(self, fileno: int) -> Any:
+        found = self._fd_to_chan.get(fileno)
+        if found is not None and fileno not in self._paused_brpop:
+            channel, kind = found
+            if kind == "BRPOP" and channel.fetch_in_flight():
+                return channel.handlers[kind]()
+        return super().on_readable(fileno)
+
+    def _pause_brpop(self, channel: Any, fileno: int) -> None:
+        if not channel.fetch_in_flight():
+            super()._pause_brpop(channel, fileno)
 
 
 class Channel(kombu_redis.Channel):
+    QoS = BatchedAckQoS
+
     _shared_client: Any = None
+    _script: Any = None
+    # The fetch (a fetch.FetchCall) or the wait in flight on the event-loop connection.
+    _in_flight: Any = None
+    # Whether the next command should be a fetch rather than a wait.
+    _expect_messages = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._no_ack_queues: set[str] = set()
+        super().__init__(*args, **kwargs)
+        if self.global_keyprefix:
+            raise ValueError("taskrelay's Redis transport does not support global_keyprefix")
+
+    # -- clients --------------------------------------------------------------
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
-            # The event loop's own client (BRPOP, LISTEN) stays kombu's.
-            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
+            # The event loop's own client (fetch, wait, LISTEN) stays kombu's.
+            return super()._create_client(asynchronous=True)
         if self._shared_client is None:
-            self._shared_client = super()._create_client()  # type: ignore[no-untyped-call]
+            self._shared_client = super()._create_client()
         return self._shared_client
 
     def _disconnect_pools(self) -> None:
         # The shared client holds the pool being dropped; a new pool gets a new client.
         self._shared_client = None
-        super()._disconnect_pools()  # type: ignore[no-untyped-call]
+        super()._disconnect_pools()
+
+    @property
+    def _fetch_script(self) -> Any:
+        # Always called with an explicit client; the one it is registered with only
+        # computes the script's digest.
+        if self._script is None:
+            self._script = self._create_client().register_script(fetch.script_source())
+        return self._script
+
+    # -- acknowledgements -----------------------------------------------------
+
+    def acks_batched(self) -> bool:
+        """Whether an event loop will send this channel's acks within its turn."""
+        transport = self.connection
+        return bool(transport is not None and transport.acks_batched and not self.closed)
+
+    def close(self) -> None:
+        if not self.closed and self._qos is not None:
+            try:
+                self._qos.flush_acks()
+            except self.connection_errors:
+                logger.warning(
+                    "could not send acknowledgements before closing; those messages "
+                    "will be delivered again",
+                    exc_info=True,
+                )
+        super().close()
+
+    # -- consuming --------------------------------------------------------------
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        # Fetched messages always get records; a consumer without acks drops them
+        # right after delivery.
+        if no_ack:
+            self._no_ack_queues.add(queue)
+        else:
+            self._no_ack_queues.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def _basic_cancel(self, consumer_tag: str) -> Any:
+        queue = self._tag_to_queue.get(consumer_tag)
+        result = super()._basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues:
+            self._no_ack_queues.discard(queue)
+        return result
+
+    def fetch_in_flight(self) -> bool:
+        return bool(self._in_poll) and isinstance(self._in_flight, fetch.FetchCall)
+
+    def _fetch_call(self, queues: list[str], acks: list[str]) -> fetch.FetchCall:
+        free = self.qos.can_consume_max_estimate()
+        limit = fetch.MAX_FETCH_BATCH if free is None else min(free, fetch.MAX_FETCH_BATCH)
+        return fetch.fetch_call(
+            unacked_key=self.unacked_key,
+            unacked_index_key=self.unacked_index_key,
+            queues=queues,
+            lists_by_step=[
+                [self._q_for_pri(queue, step) for queue in queues] for step in self.priority_steps
+            ],
+            wake_keys=[fetch.wake_key(queue, self.sep) for queue in queues],
+            now=time(),
+            limit=limit,
+            acks=acks,
+        )
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        connection = self.client.connection
+        if self._expect_messages:
+            call = self._fetch_call(queues, self.qos.take_unsent_acks())
+            command: list[Any] = [
+                "EVALSHA",
+                self._fetch_script.sha,
+                len(call.keys),
+                *call.keys,
+                *call.args,
+            ]
+            self._in_flight = call
+        else:
+            bound = min(timeout or self.brpop_timeout or MAX_WAIT_S, MAX_WAIT_S)
+            command = ["BZPOPMIN", *(fetch.wake_key(q, self.sep) for q in queues), bound]
+            self._in_flight = _WAIT
+        self._brpop_sent_at = monotonic()  # type: ignore[assignment]
+        try:
+            connection.send_command(*command)
+        except BaseException:
+            self._fetch_failed()
+            raise
+        self._in_poll = connection
+
+    def _brpop_read(self, **options: Any) -> bool:
+        in_flight = self._in_flight
+        try:
+            command = "BZPOPMIN" if in_flight == _WAIT else "EVALSHA"
+            try:
+                reply = self.client.parse_response(self.client.connection, command, **options)
+            except NoScriptError:
+                # Redis restarted and forgot the script: nothing ran; load it, go again.
+                self._fetch_failed()
+                self._create_client().script_load(fetch.script_source())
+                raise Empty() from None
+            except self.connection_errors:
+                self._fetch_failed()
+                # Disconnect so the next turn reconnects, as kombu does.
+                self.client.connection.disconnect()
+                raise
+            except BaseException:
+                self._fetch_failed()
+                raise
+            self._in_flight = None
+            if not isinstance(in_flight, fetch.FetchCall):
+                # Woken or not, fetch next: a wake-up may have been lost.
+                self._expect_messages = True
+                raise Empty()
+            got = fetch.parse_reply(in_flight, reply)
+            self._expect_messages = got.more
+            if not got.messages:
+                raise Empty()
+            self._deliver_fetched(got.messages)
+            return True
+        finally:
+            self._in_poll = None  # type: ignore[assignment]
+            self._flush_brpop_reauth()
+
+    def _fetch_failed(self) -> None:
+        """The command in flight failed or is unknown: its acks go out again."""
+        in_flight, self._in_flight = self._in_flight, None
+        self._expect_messages = True
+        if isinstance(in_flight, fetch.FetchCall) and in_flight.acks:
+            self.qos.give_back_acks(list(in_flight.acks))
+
+    def _deliver_fetched(self, messages: list[tuple[str, str]]) -> None:
+        """Hand every fetched message over, even if one handler raises: each is recorded
+        and must reach kombu's list of deliveries, to be acked or handed back."""
+        error: BaseException | None = None
+        rotated: list[str] = []
+        for queue, raw in messages:
+            if queue not in rotated:
+                rotated.append(queue)
+            try:
+                self._deliver_one(queue, raw)
+            except Exception as exc:
+                error = error or exc
+        for queue in rotated:
+            self._queue_cycle.rotate(queue)
+        if error is not None:
+            raise error
+
+    def _deliver_one(self, queue: str, raw: str) -> None:
+        try:
+            payload = loads(raw)
+            tag = payload["properties"]["delivery_tag"]
+        except (TypeError, ValueError, KeyError):
+            logger.critical("dropped a message from %r that is not kombu's: %.4096r", queue, raw)
+            return
+        with self.qos.delivering_recorded():
+            self.connection._deliver(payload, queue)
+        if queue in self._no_ack_queues:
+            self.qos.forget(tag)
+
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
+        """One message for ``basic_get``, moved into the in-flight records by the script."""
+        call = fetch.fetch_call(
+            unacked_key=self.unacked_key,
+            unacked_index_key=self.unacked_index_key,
+            queues=[queue],
+            lists_by_step=[[self._q_for_pri(queue, step)] for step in self.priority_steps],
+            wake_keys=[fetch.wake_key(queue, self.sep)],
+            now=time(),
+            limit=1,
+            acks=[],
+        )
+        with self.conn_or_acquire() as client:
+            reply = self._fetch_script(keys=call.keys, args=call.args, client=client)
+            self._maybe_update_queues_expire(client, queue)
+        got = fetch.parse_reply(call, reply)
+        if not got.messages:
+            raise Empty()
+        return loads(got.messages[0][1])
+
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        try:
+            message = self.Message(self._get(queue), channel=self)
+        except Empty:
+            return None
+        if no_ack:
+            self.qos.forget(message.delivery_tag)
+        else:
+            with self.qos.delivering_recorded():
+                self.qos.append(message, message.delivery_tag)
+        return message
+
+    # -- producing ------------------------------------------------------------
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        """The message and its queue's wake key, in one round trip."""
+        priority = self._get_message_priority(message, reverse=False)
+        commands: list[tuple[str, tuple[Any, ...]]] = [
+            ("lpush", (self._q_for_pri(queue, priority), dumps(message))),
+            ("zadd", (fetch.wake_key(queue, self.sep), {fetch.WAKE_MEMBER: 0})),
+        ]
+        if self._expires and queue in self._expires:
+            names = [self._q_for_pri(queue, step) for step in self.priority_steps]
+            names.append(fetch.wake_key(queue, self.sep))
+            commands += [("pexpire", (name, self._expires[queue])) for name in names]
+        publish_batch = kwargs.pop("_publish_batch", None)
+        if publish_batch is not None:
+            for name, args in commands:
+                publish_batch.add(name, *args)
+            return
+        with self.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+            for name, args in commands:
+                getattr(pipe, name)(*args)
+            pipe.execute()
+
+    def _do_restore_message(
+        self, payload: Any, exchange: str, routing_key: str, pipe: Any, leftmost: bool = False
+    ) -> None:
+        super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
+        try:
+            queues = self._lookup(exchange, routing_key)
+        except self.connection_errors:
+            raise
+        except Exception:
+            return  # kombu logged it: the message could not be routed
+        for queue in queues:
+            pipe.zadd(fetch.wake_key(queue, self.sep), {fetch.WAKE_MEMBER: 0})
+
+    def _delete(self, queue: str, *args: Any, **kwargs: Any) -> None:
+        super()._delete(queue, *args, **kwargs)
+        with self.conn_or_acquire(client=kwargs.get("client")) as client:
+            client.delete(fetch.wake_key(queue, self.sep))
 
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+    # Set once an event loop polls this transport: from then on its turns send acks.
+    acks_batched = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cycle = Poller()  # type: ignore[assignment]
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        super().register_with_event_loop(connection, loop)
+        self.acks_batched = True

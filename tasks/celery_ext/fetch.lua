@@ -1,0 +1,101 @@
+-- Acknowledge, then take up to a limit of messages off a consumer's queues and file
+-- them as in flight, in one atomic step (tasks/celery_ext/fetch.py builds the call).
+--
+-- KEYS[1]              unacked: hash, delivery tag -> JSON [message, exchange, routing key]
+-- KEYS[2]              unacked_index: sorted set, delivery tag -> delivery time
+-- KEYS[3 .. 2+Q]       the wake key of each of the Q queues (a sorted set of one member)
+-- KEYS[3+Q .. 2+Q+Q*P] the queues' lists, priority step first: step 1 of queues 1..Q,
+--                      then step 2 of queues 1..Q, ... (kombu's BRPOP order)
+-- ARGV[1]              delivery time, seconds since the epoch (the unacked_index score)
+-- ARGV[2]              how many messages to take at most (at least 1)
+-- ARGV[3]              Q, the number of queues
+-- ARGV[4]              the wake key's member
+-- ARGV[5 ..]           delivery tags of acknowledged messages: their records go first
+--
+-- Returns {more, queue number, message, queue number, message, ...}. more is 1 when a
+-- list still holds messages; the wake key of its queue is then set again, so that the
+-- next blocked consumer wakes up and takes them.
+--
+-- The records are written exactly as kombu's QoS.append writes them, so kombu's
+-- restore_visible, restore_by_tag and the lease renewal work on them unchanged. A
+-- message that is not kombu's JSON (no delivery tag) is returned without a record:
+-- the consumer cannot acknowledge or restore it anyway.
+
+local unacked, index = KEYS[1], KEYS[2]
+local now = ARGV[1]
+local limit = tonumber(ARGV[2])
+local queues = tonumber(ARGV[3])
+local wake_member = ARGV[4]
+local first_list = 3 + queues
+local steps = (#KEYS - first_list + 1) / queues
+
+-- unpack() has a stack limit; acknowledgements go in slices of this many.
+local ACK_SLICE = 1000
+for first = 5, #ARGV, ACK_SLICE do
+  local last = math.min(first + ACK_SLICE - 1, #ARGV)
+  redis.call('ZREM', index, unpack(ARGV, first, last))
+  redis.call('HDEL', unacked, unpack(ARGV, first, last))
+end
+
+local reply = {0}
+local records, scores = {}, {}
+local taken = 0
+
+local function record(message)
+  local ok, decoded = pcall(cjson.decode, message)
+  if not ok or type(decoded) ~= 'table' then
+    return
+  end
+  local properties = decoded['properties']
+  if type(properties) ~= 'table' or type(properties['delivery_tag']) ~= 'string' then
+    return
+  end
+  local info = properties['delivery_info']
+  local exchange, routing_key = nil, nil
+  if type(info) == 'table' then
+    exchange, routing_key = info['exchange'], info['routing_key']
+  end
+  -- The message goes in as it came, not re-encoded: cjson would turn [] into {}.
+  local tag = properties['delivery_tag']
+  records[#records + 1] = tag
+  records[#records + 1] = '[' .. message .. ',' .. cjson.encode(exchange) .. ','
+    .. cjson.encode(routing_key) .. ']'
+  scores[#scores + 1] = now
+  scores[#scores + 1] = tag
+end
+
+for key = first_list, #KEYS do
+  if taken >= limit then
+    break
+  end
+  local popped = redis.call('RPOP', KEYS[key], limit - taken)
+  if popped then
+    local queue = (key - first_list) % queues + 1
+    for _, message in ipairs(popped) do
+      taken = taken + 1
+      reply[#reply + 1] = queue
+      reply[#reply + 1] = message
+      record(message)
+    end
+  end
+end
+
+if #records > 0 then
+  redis.call('HSET', unacked, unpack(records))
+  redis.call('ZADD', index, unpack(scores))
+end
+
+if taken > 0 then
+  for queue = 1, queues do
+    local lists = {}
+    for step = 0, steps - 1 do
+      lists[#lists + 1] = KEYS[first_list + step * queues + queue - 1]
+    end
+    if redis.call('EXISTS', unpack(lists)) > 0 then
+      redis.call('ZADD', KEYS[2 + queue], 0, wake_member)
+      reply[1] = 1
+    end
+  end
+end
+
+return reply
