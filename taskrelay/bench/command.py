@@ -136,6 +136,7 @@ def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
         context: dict[str, Any] = {
             "machine": {**report.machine(), "redis_version": redis_version(stack)},
             "options": asdict(options),
+            "revision": report.revision(),
             "load_generator": loadgen.available_tool(),
         }
         run = run_levers if with_levers else run_scenarios
@@ -145,6 +146,7 @@ def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
     json_path = output / f"{name}.json"
     report.write_json(json_path, sections, context)
     click.echo(report.table(sections))
+    click.echo(f"revision: {context['revision']}")
     click.echo(f"JSON: {json_path}")
     if report.write_plot(output / f"{name}.png", sections):
         click.echo(f"plot: {output / f'{name}.png'}")
@@ -174,7 +176,7 @@ def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
     "--processes",
     default=2,
     show_default=True,
-    help="Task worker processes (taskrelay up --concurrency, end to end).",
+    help="Task worker processes (drain; taskrelay up --concurrency end to end).",
 )
 @click.option("--chaos-tasks", default=20000, show_default=True, help="No-op tasks, chaos drain.")
 @click.option("--chaos-workers", default=4, show_default=True, help="Workers, chaos drain.")

@@ -30,6 +30,20 @@ def machine() -> dict[str, Any]:
     }
 
 
+def revision() -> str:
+    """The commit measured, and whether the code it runs differs from that commit.
+
+    The same figure before and after a change of the transport is only a
+    comparison if each says which code it ran; "unknown" outside a git checkout.
+    """
+    source = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (source / ".git").exists():
+        return "unknown"
+    commit = _first_line(["git", "-C", str(source), "rev-parse", "--short", "HEAD"])
+    changed = _first_line(["git", "-C", str(source), "status", "--porcelain", "--untracked=no"])
+    return commit if changed == "unknown" else f"{commit} with uncommitted changes"
+
+
 def _cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
