@@ -64,19 +64,58 @@ local function record(message)
   scores[#scores + 1] = tag
 end
 
-for key = first_list, #KEYS do
-  if taken >= limit then
-    break
-  end
-  local popped = redis.call('RPOP', KEYS[key], limit - taken)
-  if popped then
-    local queue = (key - first_list) % queues + 1
-    for _, message in ipairs(popped) do
-      taken = taken + 1
-      reply[#reply + 1] = queue
-      reply[#reply + 1] = message
-      record(message)
+local function take(queue, message)
+  taken = taken + 1
+  reply[#reply + 1] = queue
+  reply[#reply + 1] = message
+  record(message)
+end
+
+local function list_of(queue, step)
+  return KEYS[first_list + step * queues + queue - 1]
+end
+
+if queues == 1 then
+  -- One queue: take what is left of the limit from each step's list in turn.
+  for step = 0, steps - 1 do
+    if taken >= limit then
+      break
     end
+    local popped = redis.call('RPOP', list_of(1, step), limit - taken)
+    if popped then
+      for _, message in ipairs(popped) do
+        take(1, message)
+      end
+    end
+  end
+else
+  -- Several queues: one message at a time, as kombu's repeated BRPOP takes them:
+  -- the first non-empty list by step, then by queue in round-robin order, the
+  -- queue just taken from moving to the end (the consumer rotates its cycle alike).
+  local order = {}
+  for queue = 1, queues do
+    order[queue] = queue
+  end
+  local function pop_one()
+    for step = 0, steps - 1 do
+      for position = 1, #order do
+        local queue = order[position]
+        local message = redis.call('RPOP', list_of(queue, step))
+        if message then
+          table.remove(order, position)
+          order[#order + 1] = queue
+          return queue, message
+        end
+      end
+    end
+    return nil, nil
+  end
+  while taken < limit do
+    local queue, message = pop_one()
+    if not queue then
+      break
+    end
+    take(queue, message)
   end
 end
 
@@ -89,7 +128,7 @@ if taken > 0 then
   for queue = 1, queues do
     local lists = {}
     for step = 0, steps - 1 do
-      lists[#lists + 1] = KEYS[first_list + step * queues + queue - 1]
+      lists[#lists + 1] = list_of(queue, step)
     end
     if redis.call('EXISTS', unpack(lists)) > 0 then
       redis.call('ZADD', KEYS[2 + queue], 0, wake_member)

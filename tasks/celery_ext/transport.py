@@ -247,16 +247,13 @@ class Channel(kombu_redis.Channel):
         """Hand every fetched message over, even if one handler raises: each is recorded
         and must reach kombu's list of deliveries, to be acked or handed back."""
         error: BaseException | None = None
-        rotated: list[str] = []
         for queue, raw in messages:
-            if queue not in rotated:
-                rotated.append(queue)
+            # The script took them in kombu's round-robin order; the cycle follows.
+            self._queue_cycle.rotate(queue)
             try:
                 self._deliver_one(queue, raw)
             except Exception as exc:
                 error = error or exc
-        for queue in rotated:
-            self._queue_cycle.rotate(queue)
         if error is not None:
             raise error
 
