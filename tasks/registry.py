@@ -46,6 +46,13 @@ class Param:
     default: Any = None
     bounds: Bounds = Bounds()
 
+    @property
+    def max_length(self) -> int | None:
+        """The longest value accepted: declared, or the default cap for strings."""
+        if self.bounds.max_length is None and self.type is str:
+            return DEFAULT_MAX_STRING_CHARS
+        return self.bounds.max_length
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "name": self.name,
@@ -58,8 +65,8 @@ class Param:
             doc["minimum"] = self.bounds.minimum
         if self.bounds.maximum is not None:
             doc["maximum"] = self.bounds.maximum
-        if self.bounds.max_length is not None:
-            doc["max_length"] = self.bounds.max_length
+        if self.max_length is not None:
+            doc["max_length"] = self.max_length
         return doc
 
     def check(self, value: Any) -> Any:
@@ -77,11 +84,10 @@ class Param:
             raise InvalidArgument(self.name, f"'{self.name}' must be at least {low}")
         if high is not None and value > high:
             raise InvalidArgument(self.name, f"'{self.name}' must be at most {high}")
-        max_length = self.bounds.max_length
-        if max_length is None and self.type is str:
-            max_length = DEFAULT_MAX_STRING_CHARS
-        if max_length is not None and len(value) > max_length:
-            raise InvalidArgument(self.name, f"'{self.name}' must be at most {max_length} long")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise InvalidArgument(
+                self.name, f"'{self.name}' must be at most {self.max_length} long"
+            )
         return value
 
 

@@ -33,7 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then TASKRELAY_* environment variables, then overrides."""
     app = Flask(__name__)
     app.config.from_mapping(settings.defaults())
-    app.config.from_prefixed_env("TASKRELAY")
+    settings.load_environment(app.config)
     if test_config is not None:
         app.config.from_mapping(test_config)
     logging.basicConfig(level=logging.INFO)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from flask import Config
+
 import celeryconfig
 from tasks import redis_urls
 
@@ -43,3 +45,21 @@ def defaults() -> dict[str, Any]:
         "RATE_LIMIT": "",
         "FLOWER_URL": "http://127.0.0.1:5555/",
     }
+
+
+ENV_PREFIX = "TASKRELAY"
+
+
+def load_environment(config: Config) -> None:
+    """Apply TASKRELAY_* variables: numbers and lists as JSON, text settings as given.
+
+    Flask's ``from_prefixed_env`` parses every value as JSON when it can, which
+    would turn a token such as ``12345`` into a number; a setting whose default
+    is text keeps the variable's exact text.
+    """
+    config.from_prefixed_env(ENV_PREFIX)
+    prefix = f"{ENV_PREFIX}_"
+    for name, value in os.environ.items():
+        key = name.removeprefix(prefix)
+        if name.startswith(prefix) and isinstance(defaults().get(key), str):
+            config[key] = value

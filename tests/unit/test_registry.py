@@ -28,7 +28,7 @@ SPEC = registry.spec_from_function(
 
 def test_parameters_come_from_the_signature_with_their_bounds_and_defaults() -> None:
     assert [p.to_json() for p in SPEC.params] == [
-        {"name": "image", "type": "string", "required": True},
+        {"name": "image", "type": "string", "required": True, "max_length": 10_000},
         {
             "name": "width",
             "type": "integer",
@@ -164,3 +164,12 @@ def test_a_user_task_identical_to_one_of_ours_but_in_its_own_module_is_refused()
                 noop, name="noop", celery_name="taskrelay.tasks.noop", queue="tasks", bound=False
             )
         )
+
+
+def test_a_string_parameter_states_the_length_it_is_held_to() -> None:
+    declared = {p["name"]: p for p in SPEC.to_json()["params"]}
+
+    assert declared["image"]["max_length"] == registry.DEFAULT_MAX_STRING_CHARS
+    assert "max_length" not in declared["width"]
+    with pytest.raises(InvalidArgument, match="at most 10000 long"):
+        SPEC.bind([], {"image": "x" * (registry.DEFAULT_MAX_STRING_CHARS + 1)})

@@ -203,11 +203,8 @@ def _param(param: registry.Param) -> openapi.Schema:
     schema.update({key: declared[key] for key in ("minimum", "maximum") if key in declared})
     if not param.required:
         schema["default"] = declared["default"]
-    max_length = param.bounds.max_length
-    if max_length is None and param.type is str:
-        max_length = registry.DEFAULT_MAX_STRING_CHARS
-    if max_length is not None:
-        schema[_LENGTH_KEYWORDS[declared["type"]]] = max_length
+    if param.max_length is not None:
+        schema[_LENGTH_KEYWORDS[declared["type"]]] = param.max_length
     return schema
 
 
