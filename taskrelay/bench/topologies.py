@@ -59,9 +59,8 @@ class System:
 def start_template(stack: Stack) -> System:
     """The template's Redis (no persistence), its gunicorn and its one Celery worker."""
     server = stack.start_redis("template-redis", durable=False)
-    # Celery prefers these variables to the URLs the template passes it.
-    env = {"REDIS_URL": server.url, "CELERY_BROKER_URL": server.url}
-    env["CELERY_RESULT_BACKEND"] = server.url
+    # Celery prefers the last two to the URLs the template passes it.
+    env = dict.fromkeys(("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"), server.url)
     port = free_port()
     web_argv = python_module(
         "gunicorn",
