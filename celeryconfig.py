@@ -14,7 +14,7 @@ from tasks import queues, redis_urls
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6399/0"
 
 # taskrelay keeps its own records, streams and pub/sub here.
-taskrelay_redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+taskrelay_redis_url = redis_urls.or_default(os.environ.get("REDIS_URL"), DEFAULT_REDIS_URL)
 
 # Unset or empty (as docker-compose passes an unset variable) means that Redis.
 broker_url = redis_urls.or_default(os.environ.get("CELERY_BROKER_URL"), taskrelay_redis_url)

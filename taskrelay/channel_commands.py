@@ -11,7 +11,7 @@ import click
 import celeryconfig
 from taskrelay.client import DEFAULT_URL, ApiError, Client, parse_value
 from taskrelay.follow import Follower, Gap
-from tasks import channels
+from tasks import channels, redis_urls
 from tasks.channels import InvalidChannel
 
 
@@ -45,7 +45,9 @@ def publish(channel: str, data: str, url: str, token: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print each message as a JSON line.")
 @click.option(
     "--redis-url",
-    default=lambda: os.environ.get("REDIS_URL", celeryconfig.taskrelay_redis_url),
+    default=lambda: redis_urls.or_default(
+        os.environ.get("REDIS_URL"), celeryconfig.DEFAULT_REDIS_URL
+    ),
     show_default="REDIS_URL",
 )
 def subscribe(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from tasks.queues import RELAY_QUEUE
+
 PYTHON = sys.executable
 
 
@@ -28,7 +30,7 @@ RELAY_POOL = "solo"
 
 
 def relay_worker_argv(node_name: str | None = None) -> list[str]:
-    return worker_argv("relay", concurrency=1, node_name=node_name, pool=RELAY_POOL)
+    return worker_argv(RELAY_QUEUE, concurrency=1, node_name=node_name, pool=RELAY_POOL)
 
 
 # Gossip makes every worker consume every other worker's events, and mingle asks

@@ -18,6 +18,7 @@ from taskrelay import roles, user_tasks
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.errors import SetupError
 from taskrelay.processes import Child, stop_together
+from tasks.queues import TASK_QUEUE
 
 READY_TIMEOUT_S = 90.0
 WATCH_INTERVAL_S = 0.5
@@ -83,7 +84,7 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         *(
             Child(
                 f"worker-{number}",
-                roles.worker_argv("tasks", concurrency=1, node_name=f"tasks-{number}@%h"),
+                roles.worker_argv(TASK_QUEUE, concurrency=1, node_name=f"{TASK_QUEUE}-{number}@%h"),
                 logs / f"worker-{number}.log",
                 env,
                 stop_timeout_s=WORKER_STOP_TIMEOUT_S,

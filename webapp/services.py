@@ -11,6 +11,7 @@ from redis import Redis
 
 from tasks import redis_urls, task_modules
 from tasks.app_factory import create_celery_app
+from tasks.celery_ext import atomic_publish
 from tasks.connections import WEB_MAX_CONNECTIONS, WEB_RETRIES, make_client
 
 EXTENSION_KEY = "taskrelay"
@@ -21,6 +22,9 @@ class Services:
     redis: Redis
     results: Redis
     celery: Celery
+    # Whether a task's record and its message can go in one MULTI/EXEC: the broker
+    # is taskrelay's transport on the very Redis (and database) that holds records.
+    submit_atomically: bool = False
     # Stops what else the process runs (the channel hub), before the clients close.
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -53,7 +57,13 @@ def init_app(app: Flask) -> Services:
         if backend_url == redis_url
         else make_client(backend_url, retries=WEB_RETRIES, max_connections=WEB_MAX_CONNECTIONS)
     )
-    found = Services(redis=client, results=results, celery=celery)
+    found = Services(
+        redis=client,
+        results=results,
+        celery=celery,
+        submit_atomically=atomic_publish.lends_transactions(celery)
+        and celery.conf.broker_url == redis_url,
+    )
     app.extensions[EXTENSION_KEY] = found
     return found
 

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from tasks import defaults, keys, records
+from tasks.celery_ext import atomic_publish
 from webapp.errors import UNREACHABLE, Conflict, ServiceUnavailable
 from webapp.services import Services
 from webapp.tasks import read_model as task_views
@@ -45,8 +46,7 @@ def submit(
             if first is not None:
                 return _existing(services, first), False
             claimed_key = idempotency_key
-        record = _record(services, submission, task_id, extra or {})
-        _send(services, submission, task_id)
+        record = _record_and_send(services, submission, task_id, extra or {})
     except UNREACHABLE:
         logger.warning("broker unreachable, task %s not enqueued", task_id, exc_info=True)
         _undo(services, task_id, claimed_key)
@@ -78,21 +78,52 @@ def _existing(services: Services, task_id: str) -> dict[str, Any]:
     return task_views.load(services, task_id) or records.document(task_id, {}, None)
 
 
-def _record(
+def _record_and_send(
     services: Services, submission: Submission, task_id: str, extra: dict[str, str]
 ) -> dict[str, str]:
-    with services.redis.pipeline(transaction=False) as pipe:
-        record = records.save_submission(
-            pipe,
-            task_id,
-            task=submission.spec.name,
-            args=submission.args,
-            kwargs=submission.kwargs,
-            submitted_at=records.utc_now_iso(),
-            extra=extra,
-        )
+    """Write the task's record and send its message: together, where the broker allows.
+
+    On taskrelay's Redis transport both go in one MULTI/EXEC, so a web process
+    killed mid-request leaves neither. On another broker the record comes first:
+    a failed send is undone by the caller, and a killed process leaves a record
+    that reads QUEUED until it expires.
+    """
+    if not services.submit_atomically:
+        record = _save_record(services.redis, submission, task_id, extra)
+        _send(services, submission, task_id)
+        return record
+    with (
+        services.celery.producer_or_acquire() as producer,
+        atomic_publish.transaction(producer) as transaction,
+    ):
+        _send(services, submission, task_id, producer=producer)
+        pipe = transaction.pipeline()
+        if pipe is None:
+            raise RuntimeError("the broker transport lent no transaction to publish in")
+        return _queue_record(pipe, submission, task_id, extra)
+
+
+def _save_record(
+    client: redis.Redis, submission: Submission, task_id: str, extra: dict[str, str]
+) -> dict[str, str]:
+    with client.pipeline(transaction=False) as pipe:
+        record = _queue_record(pipe, submission, task_id, extra)
         pipe.execute()
     return record
+
+
+def _queue_record(
+    pipe: redis.client.Pipeline, submission: Submission, task_id: str, extra: dict[str, str]
+) -> dict[str, str]:
+    return records.save_submission(
+        pipe,
+        task_id,
+        task=submission.spec.name,
+        args=submission.args,
+        kwargs=submission.kwargs,
+        submitted_at=records.utc_now_iso(),
+        extra=extra,
+    )
 
 
 def delay_seconds(eta: datetime | None, now: datetime) -> int | None:
@@ -107,7 +138,7 @@ def delay_seconds(eta: datetime | None, now: datetime) -> int | None:
     return seconds if seconds > 0 else None
 
 
-def _send(services: Services, submission: Submission, task_id: str) -> None:
+def _send(services: Services, submission: Submission, task_id: str, producer: Any = None) -> None:
     services.celery.send_task(
         submission.spec.celery_name,
         kwargs=submission.call,
@@ -116,6 +147,7 @@ def _send(services: Services, submission: Submission, task_id: str) -> None:
         countdown=delay_seconds(submission.eta, datetime.now(UTC)),
         priority=submission.priority,
         retry=True,
+        producer=producer,
     )
 
 

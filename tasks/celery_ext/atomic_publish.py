@@ -1,0 +1,75 @@
+# kombu is untyped: every call into it would need its own ignore.
+# mypy: disable-error-code="no-untyped-call"
+"""A task message and the caller's own Redis writes, committed in one MULTI/EXEC.
+
+kombu's ``Producer.batch()`` buffers the final Redis commands of each publish in a
+pipeline that the transport makes (``Channel.create_publish_batch``) and runs them
+when the batch ends. taskrelay's transport makes that pipeline a transaction and
+lends it to the caller through ``transaction()``, so the web queues a task's record
+on the same MULTI/EXEC as its message: a web process that dies in between leaves
+neither, and accepting a task is one round trip. The message itself is still built
+by Celery and serialized by kombu; only where its commands run changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import BatchPublishError
+from kombu.transport import redis as kombu_redis
+from redis.client import Pipeline
+from redis.exceptions import RedisError
+
+# The batch that the current publish opened, for the caller to add its commands to.
+_open_batch: ContextVar[TransactionalPublishBatch | None] = ContextVar(
+    "taskrelay_open_publish_batch", default=None
+)
+
+
+class TransactionalPublishBatch(kombu_redis.PublishBatch):
+    """kombu's publish batch, run as MULTI/EXEC so that it commits whole or not at all."""
+
+    def __init__(self, channel: Any, max_size: int) -> None:
+        super().__init__(channel, max_size)
+        # redis-py wraps a pipeline's commands in MULTI/EXEC when this flag is set.
+        self.pipeline.transaction = True
+        _open_batch.set(self)
+
+
+class Transaction:
+    """The pipeline that a batch's publishes were queued on, once one was made."""
+
+    def pipeline(self) -> Pipeline | None:
+        """The batch's MULTI pipeline; None if the transport publishes without batches."""
+        batch = _open_batch.get()
+        return None if batch is None else batch.pipeline
+
+
+def lends_transactions(app: Celery) -> bool:
+    """Whether the app's broker transport makes its publish batches with this module."""
+    channel_class = app.connection_for_write().transport.Channel
+    return getattr(channel_class, "publish_batch_class", None) is TransactionalPublishBatch
+
+
+@contextmanager
+def transaction(producer: Any) -> Iterator[Transaction]:
+    """Publishes through ``producer`` inside, and commands added to the lent pipeline,
+    run as one MULTI/EXEC when the block ends (nothing runs if it raises).
+
+    A Redis error while running it is raised as itself (kombu wraps it in
+    ``BatchPublishError``), so callers handle an unreachable Redis in one way.
+    """
+    token = _open_batch.set(None)
+    try:
+        with producer.batch():
+            yield Transaction()
+    except BatchPublishError as error:
+        if isinstance(error.__cause__, RedisError):
+            raise error.__cause__ from None
+        raise
+    finally:
+        _open_batch.reset(token)
