@@ -14,7 +14,7 @@
 --
 -- Returns {more, queue number, message, queue number, message, ...}. more is 1 when a
 -- list still holds messages; the wake key of its queue is then set again, so that the
--- next blocked consumer wakes up and takes them.
+-- next blocked consumer wakes up and takes them; the wake key of an empty queue goes.
 --
 -- The records are written exactly as kombu's QoS.append writes them, so kombu's
 -- restore_visible, restore_by_tag and the lease renewal work on them unchanged. A
@@ -124,16 +124,18 @@ if #records > 0 then
   redis.call('ZADD', index, unpack(scores))
 end
 
-if taken > 0 then
-  for queue = 1, queues do
-    local lists = {}
-    for step = 0, steps - 1 do
-      lists[#lists + 1] = list_of(queue, step)
-    end
-    if redis.call('EXISTS', unpack(lists)) > 0 then
-      redis.call('ZADD', KEYS[2 + queue], 0, wake_member)
-      reply[1] = 1
-    end
+-- A wake key stands for "this queue may hold messages": set again where messages
+-- remain, gone where the queue is empty (an idle queue leaves no key behind).
+for queue = 1, queues do
+  local lists = {}
+  for step = 0, steps - 1 do
+    lists[#lists + 1] = list_of(queue, step)
+  end
+  if redis.call('EXISTS', unpack(lists)) > 0 then
+    redis.call('ZADD', KEYS[2 + queue], 0, wake_member)
+    reply[1] = 1
+  else
+    redis.call('DEL', KEYS[2 + queue])
   end
 end
 

@@ -195,22 +195,34 @@ def test_one_fetch_takes_the_free_prefetch_window_at_once(
                 message.ack()
 
 
-def test_a_publish_wakes_a_waiting_consumer_through_its_queues_wake_key(
+def blocked_on_wake_keys(client: redis.Redis) -> bool:
+    return any(
+        entry["cmd"] == "bzpopmin" and "b" in entry["flags"] for entry in client.client_list()
+    )
+
+
+def test_a_publish_sets_its_queues_wake_key_and_wakes_a_consumer_blocked_on_it(
     broker_url: str, broker_redis: redis.Redis
 ) -> None:
     queue = a_queue("t-wake")
     wake = f"t-wake{SEP}{fetch.WAKE_SUFFIX}"
     received: list[Any] = []
     with connected(broker_url) as consumer_side, connected(broker_url) as producer_side:
+        publish(producer_side, queue, {"n": 0})
+        assert broker_redis.zscore(wake, fetch.WAKE_MEMBER) is not None
         channel = consumer_side.default_channel
         with Consumer(channel, queues=[queue], callbacks=[lambda b, m: received.append(m)]):
-            with pytest.raises(TimeoutError):
-                consumer_side.drain_events(timeout=0.3)  # empty: it now waits on the wake key
-            publish(producer_side, queue, {"n": 1})
             drain(consumer_side, received, 1)
-            received[0].ack()
-    # The wait took the wake key: the consumer was woken, it did not just poll.
-    assert broker_redis.exists(wake) == 0
+            assert broker_redis.exists(wake) == 0  # the fetch emptied the queue
+            with pytest.raises(TimeoutError):
+                consumer_side.drain_events(timeout=0.3)  # nothing left: it waits
+            assert blocked_on_wake_keys(broker_redis)
+            publish(producer_side, queue, {"n": 1})
+            # The blocked wait took the wake key at once; nothing had fetched since.
+            assert broker_redis.exists(wake) == 0
+            drain(consumer_side, received, 2)
+            for message in received:
+                message.ack()
 
 
 def test_a_message_from_kombus_own_producer_is_taken_within_the_wait_bound(
@@ -229,6 +241,24 @@ def test_a_message_from_kombus_own_producer_is_taken_within_the_wait_bound(
             waited_s = time.monotonic() - started
             received[0].ack()
     assert waited_s < MAX_WAIT_S + 2  # one bounded wait, plus a loaded machine's slack
+
+
+def test_a_consumer_loads_the_fetch_script_again_after_redis_forgot_it(
+    broker_url: str, broker_redis: redis.Redis
+) -> None:
+    queue = a_queue("t-noscript")
+    received: list[Any] = []
+    with connected(broker_url) as connection:
+        channel = connection.default_channel
+        with Consumer(channel, queues=[queue], callbacks=[lambda b, m: received.append(m)]):
+            publish(connection, queue, {"n": 0})
+            drain(connection, received, 1)
+            broker_redis.script_flush()  # what a Redis restart does to the script cache
+            publish(connection, queue, {"n": 1})
+            drain(connection, received, 2)
+            for message in received:
+                message.ack()
+    assert [message.payload["n"] for message in received] == [0, 1]
 
 
 def test_an_expiring_queue_gives_its_wake_key_the_same_lifetime(
