@@ -34,6 +34,16 @@ def create_celery_app(
     broker = broker_url or redis_url
     if broker is not None:
         app.conf.update(broker_url=broker, **celeryconfig.broker_dependent_settings(broker))
+    if publish_only and redis_urls.is_redis_broker(app.conf.broker_url):
+        # kombu batches publishes (and so lends the web the MULTI/EXEC that holds a
+        # task's record and message together, tasks/celery_ext/atomic_publish.py)
+        # only when a timed-out pipeline is not sent again, as it could then apply
+        # twice. The web answers 503 instead, and the client retries, safely with
+        # an Idempotency-Key.
+        app.conf.broker_transport_options = {
+            **app.conf.broker_transport_options,
+            "retry_on_timeout": False,
+        }
     backend = _backend(backend_url, publish_only)
     app.conf.update(result_backend=backend or backend_url, **overrides)
     if backend is not None and "result_backend" not in overrides:

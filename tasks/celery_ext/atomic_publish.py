@@ -50,9 +50,17 @@ class Transaction:
 
 
 def lends_transactions(app: Celery) -> bool:
-    """Whether the app's broker transport makes its publish batches with this module."""
-    channel_class = app.connection_for_write().transport.Channel
-    return getattr(channel_class, "publish_batch_class", None) is TransactionalPublishBatch
+    """Whether the app's broker transport makes its publish batches with this module.
+
+    kombu's Redis transport also declines to batch when its settings would send a
+    timed-out pipeline again; that is read here without connecting.
+    """
+    with app.connection_for_write() as connection:
+        transport = connection.transport
+        batch_class = getattr(transport.Channel, "publish_batch_class", None)
+        return batch_class is TransactionalPublishBatch and bool(
+            getattr(transport, "supports_batch_publish", False)
+        )
 
 
 @contextmanager

@@ -46,7 +46,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.json import dumps, loads
 from redis.exceptions import NoScriptError
 
-from tasks.celery_ext import fetch
+from tasks.celery_ext import atomic_publish, fetch
 from tasks.celery_ext.acks import BatchedAckQoS
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,9 @@ class Poller(kombu_redis.MultiChannelPoller):
 
 class Channel(kombu_redis.Channel):
     QoS = BatchedAckQoS
+    # kombu's Producer.batch() makes its batches with this: one MULTI/EXEC that the
+    # web also queues a task's record on (tasks/celery_ext/atomic_publish.py).
+    publish_batch_class = atomic_publish.TransactionalPublishBatch
 
     _shared_client: Any = None
     _script: Any = None
@@ -302,6 +305,9 @@ class Channel(kombu_redis.Channel):
         return message
 
     # -- producing ------------------------------------------------------------
+
+    def create_publish_batch(self, max_size: int) -> Any:
+        return self.publish_batch_class(self, max_size)
 
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
         """The message and its queue's wake key, in one round trip."""

@@ -1,0 +1,54 @@
+"""Accepting a task is one MULTI/EXEC holding its record and its message (when it can be)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from flask import Flask
+
+from tasks import keys
+from webapp import create_app
+
+
+def _commands(client: redis.Redis, name: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{name}")
+    return int(stats["calls"]) if stats else 0
+
+
+@pytest.fixture
+def other_db_app(redis_url: str) -> Iterator[Flask]:
+    broker_url = redis_url.rsplit("/", 1)[0] + "/3"
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url, "CELERY_BROKER_URL": broker_url})
+    yield app
+    app.extensions["taskrelay"].close()
+
+
+def test_a_submit_writes_its_record_and_its_message_in_one_transaction(
+    app: Flask, redis_client: redis.Redis
+) -> None:
+    assert app.extensions["taskrelay"].submit_atomically
+    client = app.test_client()
+    client.post("/api/tasks", json={"task": "consume", "args": [6]})  # declares the queue
+    before = {name: _commands(redis_client, name) for name in ("exec", "lpush", "hset")}
+
+    reply = client.post("/api/tasks", json={"task": "consume", "args": [7]})
+
+    assert reply.status_code == 202
+    after = {name: _commands(redis_client, name) for name in ("exec", "lpush", "hset")}
+    # The INFO calls themselves are not in these counts.
+    assert after["exec"] - before["exec"] == 1
+    assert after["lpush"] - before["lpush"] == 1
+    assert redis_client.hget(keys.task_record(reply.get_json()["id"]), "task") == "consume"
+
+
+def test_a_broker_in_another_database_gets_the_record_first_then_the_message(
+    other_db_app: Flask, redis_client: redis.Redis
+) -> None:
+    assert not other_db_app.extensions["taskrelay"].submit_atomically
+
+    reply = other_db_app.test_client().post("/api/tasks", json={"task": "consume", "args": [7]})
+
+    assert reply.status_code == 202
+    assert redis_client.exists(keys.task_record(reply.get_json()["id"]))
