@@ -71,7 +71,7 @@ class BatchedAckQoS(kombu_redis.QoS):
         if self.channel.acks_batched():
             self._unsent_acks.append(delivery_tag)
         else:
-            self._remove_from_indices(delivery_tag).execute()
+            self._remove_records([delivery_tag])
 
     def take_unsent_acks(self) -> list[str]:
         taken: list[str] = []
@@ -89,14 +89,19 @@ class BatchedAckQoS(kombu_redis.QoS):
         if not delivery_tags:
             return
         try:
-            with self.channel.conn_or_acquire() as client:
-                pipe = client.pipeline(transaction=False)
-                pipe.zrem(self.unacked_index_key, *delivery_tags)
-                pipe.hdel(self.unacked_key, *delivery_tags)
-                pipe.execute()
+            self._remove_records(delivery_tags)
         except BaseException:
             self.give_back_acks(delivery_tags)
             raise
+
+    def _remove_records(self, delivery_tags: list[str]) -> None:
+        # Not kombu's MULTI: a full Redis (maxmemory, noeviction) refuses every
+        # command queued in a transaction, even these that free memory.
+        with self.channel.conn_or_acquire() as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.zrem(self.unacked_index_key, *delivery_tags)
+            pipe.hdel(self.unacked_key, *delivery_tags)
+            pipe.execute()
 
     def restore_unacked(self, client: Any = None) -> None:
         # Acknowledged messages must not go back: their records go first, and

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.asynchronous import Hub
 
+from taskrelay.embedded_redis import EmbeddedRedis
+from taskrelay.waiting import free_port
 from tasks.app_factory import create_celery_app
 from tasks.celery_ext import fetch
 from tasks.celery_ext.kombu_internals import KombuInternalsChanged, held_delivery_tags
@@ -259,6 +262,29 @@ def test_a_consumer_loads_the_fetch_script_again_after_redis_forgot_it(
             for message in received:
                 message.ack()
     assert [message.payload["n"] for message in received] == [0, 1]
+
+
+def test_a_full_redis_still_hands_out_and_acknowledges_messages(tmp_path: Path) -> None:
+    server = EmbeddedRedis(port=free_port(), data_dir=tmp_path / "full-redis")
+    server.start()
+    client = redis.Redis.from_url(server.url)
+    try:
+        queue = a_queue("t-full")
+        with connected(server.url) as connection:
+            publish(connection, queue, {"pad": "x" * 1000})
+            client.config_set("maxmemory", client.info("memory")["used_memory"] - 1000)
+            with pytest.raises(redis.OutOfMemoryError):
+                client.set("probe", "x")  # full: nothing new may be written
+            # Draining frees memory, so it goes on: the fetch, then the ack.
+            message = queue(connection.default_channel).get()
+            assert message is not None
+            assert client.hlen(UNACKED) == 1
+            message.ack()
+            assert client.hlen(UNACKED) == 0
+    finally:
+        client.config_set("maxmemory", 0)
+        client.close()
+        server.stop()
 
 
 def test_an_expiring_queue_gives_its_wake_key_the_same_lifetime(
