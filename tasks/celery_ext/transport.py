@@ -65,7 +65,7 @@ class Poller(kombu_redis.MultiChannelPoller):
         # send theirs in a pipeline of their own.
         super().on_poll_start()
         for channel in list(self._channels):
-            channel.qos.flush_acks()
+            channel.flush_acks()
 
     def on_readable(self, fileno: int) -> Any:
         found = self._fd_to_chan.get(fileno)
@@ -129,10 +129,15 @@ class Channel(kombu_redis.Channel):
         transport = self.connection
         return bool(transport is not None and transport.acks_batched and not self.closed)
 
+    def flush_acks(self) -> None:
+        # kombu makes a channel's QoS on first use; one that never consumed has no acks.
+        if self._qos is not None:
+            self._qos.flush_acks()
+
     def close(self) -> None:
-        if not self.closed and self._qos is not None:
+        if not self.closed:
             try:
-                self._qos.flush_acks()
+                self.flush_acks()
             except self.connection_errors:
                 logger.warning(
                     "could not send acknowledgements before closing; those messages "
