@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from taskrelay.bench import commandstats, loadgen, task_client
+from taskrelay.bench import commandstats, cpu, loadgen, task_client
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
@@ -26,6 +26,7 @@ from taskrelay.bench.topologies import (
     TEMPLATE_WEB_WORKERS,
     System,
     flower_knows,
+    process_ids,
     start_taskrelay_up,
     start_template,
 )
@@ -107,9 +108,11 @@ def measure(
     client = system.client()
     try:
         before = commandstats.snapshot(client)
+        cpu_before = cpu.snapshot(process_ids(system))
         outcome = task_client.submit_and_confirm(
             submit, read, TaskLoad(load.tasks, load.clients), deadline_s(load.tasks)
         )
+        spent = cpu.per_task_ms(cpu_before, cpu.snapshot(process_ids(system)), load.tasks)
         calls = commandstats.per_task(before, commandstats.snapshot(client), load.tasks)
     finally:
         client.close()
@@ -124,6 +127,7 @@ def measure(
         loss=(load.tasks - outcome.succeeded) / load.tasks,
         note=note,
         calls_per_task=calls,
+        cpu_ms_per_task=spent,
         counts={
             "rejected": outcome.rejected,
             "failed": len(outcome.failed),

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from taskrelay.bench import cpu
 from taskrelay.bench.commandstats import describe
 from taskrelay.bench.results import Section
 
@@ -83,6 +84,12 @@ def table(sections: list[Section]) -> str:
         if calls:
             out.append("   Redis commands per task (INFO commandstats):")
             out.extend(f"     {row.subject}: {describe(row.calls_per_task)}" for row in calls)
+        spent = [row for row in section.rows if row.cpu_ms_per_task]
+        if spent:
+            out.append(
+                "   CPU ms per task, by role (user + system, processes with their children):"
+            )
+            out.extend(f"     {row.subject}: {cpu.describe(row.cpu_ms_per_task)}" for row in spent)
     return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ class Row:
     """One measured subject: a rate, and latencies and loss where the scenario has them.
 
     ``calls_per_task``: Redis commands per task over the run (commandstats.py);
+    ``cpu_ms_per_task``: CPU each role spent per task over the run (cpu.py);
     ``counts``: what a scenario counted beside its rate (kills, lost tasks, ...).
     """
 
@@ -22,6 +23,7 @@ class Row:
     loss: float | None = None
     note: str = ""
     calls_per_task: dict[str, float] = field(default_factory=dict)
+    cpu_ms_per_task: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
 

@@ -38,6 +38,8 @@ class System:
     children: list[Child]
     redis_url: str
     own_redis: EmbeddedRedis | None = None
+    # The Redis serving this system, whose CPU counts as the system's (cpu.py).
+    redis_pid: int | None = None
     flower_port: int | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -70,7 +72,7 @@ def start_template(stack: Stack) -> System:
         f"{HOST}:{port}",
         f"{TEMPLATE_MODULE}:app",
     )
-    system = System(port, [], server.url, own_redis=server)
+    system = System(port, [], server.url, own_redis=server, redis_pid=_pid(server))
     try:
         system.children.append(stack.start(f"template-web-{port}", web_argv, env))
         worker_argv = python_module("celery", "-A", f"{TEMPLATE_MODULE}:celery", "worker")
@@ -97,7 +99,13 @@ def start_taskrelay_up(stack: Stack, *, workers: int, flower: bool) -> System:
     children = up.build_children(options, stack.url, f"{user}:{password}")
     if not flower:
         children = [child for child in children if child.name != FLOWER_NAME]
-    system = System(web_port, [], stack.url, flower_port=flower_port if flower else None)
+    system = System(
+        web_port,
+        [],
+        stack.url,
+        flower_port=flower_port if flower else None,
+        redis_pid=_pid(stack.redis_server),
+    )
     try:
         for child in children:
             child.env = {**BENCH_WEB_ENV, **child.env}
@@ -141,3 +149,15 @@ def flower_knows(system: System, task_id: str) -> bool:
         return httpx.get(url, auth=FLOWER_AUTH, timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _pid(server: EmbeddedRedis) -> int | None:
+    return server.process.pid if server.process is not None else None
+
+
+def process_ids(system: System) -> dict[str, int]:
+    """Each process of the system by name, its Redis among them."""
+    found = {child.name: child.process.pid for child in system.children if child.process}
+    if system.redis_pid is not None:
+        found["redis"] = system.redis_pid
+    return found
