@@ -167,9 +167,13 @@ class Channel(kombu_redis.Channel):
     def fetch_in_flight(self) -> bool:
         return bool(self._in_poll) and isinstance(self._in_flight, fetch.FetchCall)
 
-    def _fetch_call(self, queues: list[str], acks: list[str]) -> fetch.FetchCall:
-        free = self.qos.can_consume_max_estimate()
-        limit = fetch.MAX_FETCH_BATCH if free is None else min(free, fetch.MAX_FETCH_BATCH)
+    def _fetch_call(
+        self, queues: list[str], acks: list[str], limit: int | None = None
+    ) -> fetch.FetchCall:
+        """A fetch of up to ``limit`` messages, by default the free prefetch window."""
+        if limit is None:
+            free = self.qos.can_consume_max_estimate()
+            limit = fetch.MAX_FETCH_BATCH if free is None else min(free, fetch.MAX_FETCH_BATCH)
         return fetch.fetch_call(
             unacked_key=self.unacked_key,
             unacked_index_key=self.unacked_index_key,
@@ -279,16 +283,7 @@ class Channel(kombu_redis.Channel):
 
     def _get(self, queue: str, timeout: float | None = None) -> Any:
         """One message for ``basic_get``, moved into the in-flight records by the script."""
-        call = fetch.fetch_call(
-            unacked_key=self.unacked_key,
-            unacked_index_key=self.unacked_index_key,
-            queues=[queue],
-            lists_by_step=[[self._q_for_pri(queue, step)] for step in self.priority_steps],
-            wake_keys=[fetch.wake_key(queue, self.sep)],
-            now=time(),
-            limit=1,
-            acks=[],
-        )
+        call = self._fetch_call([queue], acks=[], limit=1)
         with self.conn_or_acquire() as client:
             reply = self._fetch_script(keys=call.keys, args=call.args, client=client)
             self._maybe_update_queues_expire(client, queue)
