@@ -155,4 +155,7 @@ worker_send_task_events = os.environ.get("TASKRELAY_TASK_EVENTS", "0") == "1"
 # task from its "task-received" event on, so it is off unless asked for.
 task_send_sent_event = os.environ.get("TASKRELAY_TASK_SENT_EVENT", "0") == "1"
 
+# Task events go out in batches a few times a second (tasks/celery_ext/event_batching.py).
+worker_consumer = "tasks.celery_ext.event_batching:Consumer"
+
 worker_hijack_root_logger = False

@@ -15,5 +15,7 @@
 - ``result_backend``: Celery's Redis result backend whose writes never let a late
   state overwrite a final one, and which runs taskrelay's own writes in the same script.
 - ``tracking``: the base class of HTTP tasks (start record, retries, dead letters).
+- ``event_batching``: the worker's consumer, publishing task events a few times a
+  second in batches instead of once per event-loop turn.
 - ``steps``: adds the steps above to a worker app (``tasks.celery``).
 """
