@@ -3,7 +3,8 @@
 Each child runs in its own session, so a Ctrl-C in the terminal reaches only
 ``taskrelay up``, which then stops the children a group at a time: the web and
 Flower together first (no new work), then all the workers together (a warm
-shutdown finishes the tasks they hold), and Redis last.
+shutdown finishes the tasks they hold), and Redis last. Each child, and the
+embedded Redis, is a role the supervisor (taskrelay/supervisor.py) restarts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskrelay.embedded_redis import EmbeddedRedis
+
 # How long a role may take to stop after SIGTERM before it is killed, in seconds.
 DEFAULT_STOP_TIMEOUT_S = 30.0
+# SIGKILLed leftovers of an exited role are gone within this long.
+LEFTOVERS_GONE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -44,6 +49,16 @@ class Child:
 
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what an exited main process left in its group.
+
+        Orphaned pool children or gunicorn workers serve no one; a gunicorn
+        worker would even keep the port from the restarted master. A task an
+        orphan held comes back from the broker, as after any worker death.
+        """
+        if self.process is not None and self.process.poll() is not None:
+            kill_group(self.process.pid)
 
     def terminate(self) -> None:
         """Ask the child to stop (SIGTERM to its main process only).
@@ -74,6 +89,46 @@ def stop_together(children: Sequence[Child]) -> None:
         child.terminate()
     for child in children:
         child.wait_stopped()
+
+
+class EmbeddedRedisRole:
+    """The embedded Redis as a supervised role: restarted on its port, with its data dir.
+
+    Its append-only file brings back what it held; workers and web reconnect by
+    themselves.
+    """
+
+    name = "redis"
+
+    def __init__(self, server: EmbeddedRedis) -> None:
+        self.server = server
+        self._pid: int | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.data_dir / "redis.log"
+
+    def start(self) -> None:
+        self.server.kill()  # forgets an exited process, after reaping it
+        try:
+            self.server.start()
+        finally:
+            self._pid = self.server.process.pid if self.server.process else None
+
+    def exit_code(self) -> int | None:
+        process = self.server.process
+        return None if process is None else process.poll()
+
+    def kill_leftovers(self) -> None:
+        # A background save or rewrite child of a dead server would keep writing its files.
+        if self._pid is not None and self.exit_code() is not None:
+            kill_group(self._pid)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of a group and wait until none is left."""
+    _signal_group(pgid, signal.SIGKILL)
+    _wait_group_gone(pgid, LEFTOVERS_GONE_TIMEOUT_S)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -1,4 +1,4 @@
-"""``taskrelay up``: the whole system in the foreground, stopped cleanly by Ctrl-C."""
+"""``taskrelay up``: the whole system in the foreground, kept running, stopped cleanly by Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,21 +7,28 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import httpx
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from taskrelay import roles, user_tasks
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.errors import SetupError
-from taskrelay.processes import Child, stop_together
+from taskrelay.processes import Child, EmbeddedRedisRole, stop_together
+from taskrelay.supervisor import CrashLoop, Role, Supervisor
+from tasks import role_restarts
 from tasks.queues import TASK_QUEUE
 
 READY_TIMEOUT_S = 90.0
-WATCH_INTERVAL_S = 0.5
+READY_POLL_INTERVAL_S = 0.5
+# Writing the restart counts gives up this soon; the supervisor tries again later.
+RESTARTS_WRITE_TIMEOUT_S = 1.0
 # Workers get this long to finish the tasks they hold after SIGTERM (warm
 # shutdown); it matches the hard time limit in celeryconfig plus a margin.
 WORKER_STOP_TIMEOUT_S = 360.0
@@ -108,10 +115,11 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
 
 
 class System:
-    """Redis (unless given), then web, workers and Flower; stopped front first.
+    """Redis (unless given), then web, workers and Flower, kept running; stopped front first.
 
-    Web and Flower stop together first (no new work comes in), then every worker
-    at once, each finishing the tasks it holds, and Redis last.
+    A role that exits is restarted by the supervisor; a crash loop, or a signal,
+    stops everything: web and Flower together first (no new work comes in), then
+    every worker at once, each finishing the tasks it holds, and Redis last.
     """
 
     def __init__(self, options: UpOptions, say: Callable[[str], None]) -> None:
@@ -119,19 +127,27 @@ class System:
         self.say = say
         self.redis: EmbeddedRedis | None = None
         self.children: list[Child] = []
+        self.supervisor: Supervisor | None = None
         self.stopping = threading.Event()
+        self._restarts_client: redis.Redis | None = None
 
     def run(self) -> int:
-        """Start everything, wait for a signal or a failed child, stop everything."""
+        """Start everything, keep it running until a signal or a crash loop, stop everything."""
         modules = user_tasks.check(self.options.task_modules)
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
+        failed = False
         try:
             self._start(modules)
-            failed = self._watch()
+            self._watch()
+        except CrashLoop as error:
+            self.say(str(error))
+            failed = True
         finally:
             self.stop()
+            if self._restarts_client is not None:
+                self._restarts_client.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 1 if failed else 0
@@ -142,18 +158,22 @@ class System:
     def _start(self, modules: tuple[str, ...]) -> None:
         options = self.options
         redis_url = options.redis_url
+        roles: list[Role] = []
         if redis_url is None:
             self.redis = EmbeddedRedis(port=options.redis_port, data_dir=options.var_dir / "redis")
-            self.redis.start()
             redis_url = self.redis.url
+            roles.append(EmbeddedRedisRole(self.redis))
+        flower_auth = flower_credentials(options.var_dir)
+        self.children = build_children(options, redis_url, flower_auth)
+        self.supervisor = Supervisor(
+            [*roles, *self.children], self.say, lambda counts: self._publish(redis_url, counts)
+        )
+        self.supervisor.start_all()
+        if self.redis is not None:
             self.say(f"redis   {redis_url}  (embedded, data in {self.redis.data_dir})")
         else:
             self.say(f"redis   {_hide_password(redis_url)}  (from REDIS_URL)")
-        flower_auth = flower_credentials(options.var_dir)
-        self.children = build_children(options, redis_url, flower_auth)
-        for child in self.children:
-            child.start()
-        self._wait_ready()
+        self._wait_ready(self.supervisor)
         web = f"http://{options.bind_address}:{options.web_port}"
         self.say(f"web     {web}/  (API {web}/api/, OpenAPI {web}/api/openapi.json)")
         self.say(f"flower  http://{options.bind_address}:{options.flower_port}/  ({flower_auth})")
@@ -161,34 +181,41 @@ class System:
         self.say(f"logs    {options.var_dir / 'log'}")
         self.say("ready; press Ctrl-C to stop")
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, supervisor: Supervisor) -> None:
         url = f"http://{self.options.bind_address}:{self.options.web_port}/readyz"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and not self.stopping.is_set():
-            self._check_children()
+            supervisor.tick()
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(WATCH_INTERVAL_S)
+            time.sleep(READY_POLL_INTERVAL_S)
         if not self.stopping.is_set():
             raise SetupError(f"the system was not ready within {READY_TIMEOUT_S:g} s ({url})")
 
-    def _watch(self) -> bool:
-        while not self.stopping.wait(WATCH_INTERVAL_S):
-            try:
-                self._check_children()
-            except SetupError as error:
-                self.say(str(error))
-                return True
-        return False
+    def _watch(self) -> None:
+        assert self.supervisor is not None
+        wait_s = 0.0
+        while not self.stopping.wait(wait_s):
+            wait_s = self.supervisor.tick()
 
-    def _check_children(self) -> None:
-        for child in self.children:
-            code = child.exit_code()
-            if code is not None:
-                raise SetupError(f"{child.name} exited with {code}; see {child.log_path}")
+    def _publish(self, redis_url: str, restarts: Mapping[str, int]) -> bool:
+        """Write the restart counts for the web to show; False when Redis cannot take them."""
+        try:
+            if self._restarts_client is None:
+                self._restarts_client = redis.Redis.from_url(
+                    redis_url,
+                    socket_connect_timeout=RESTARTS_WRITE_TIMEOUT_S,
+                    socket_timeout=RESTARTS_WRITE_TIMEOUT_S,
+                    # The supervisor tries again later; a retry here would only stall it.
+                    retry=Retry(NoBackoff(), 0),
+                )
+            role_restarts.write(self._restarts_client, restarts)
+        except redis.RedisError:
+            return False
+        return True
 
     def stop(self) -> None:
         if not self.children and self.redis is None:

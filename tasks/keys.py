@@ -79,3 +79,6 @@ METRICS_CHANNEL_DROPPED = PREFIX + "metrics:channel-dropped"
 # relays what the broker lost (tasks/celery_ext/relay_sweeper.py).
 RELAY_PENDING = PREFIX + "relay:pending"
 RELAY_PENDING_INDEX = PREFIX + "relay:pending-index"
+# Restarts of each role of ``taskrelay up`` in its current run, by role name: the
+# supervisor writes the hash, /readyz and /metrics read it (tasks/role_restarts.py).
+ROLE_RESTARTS = PREFIX + "supervisor:restarts"

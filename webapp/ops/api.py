@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from tasks import role_restarts
 from tasks.celery_ext.liveness import BEACON_TTL_S, live_consumers
 from tasks.queues import QUEUES
 from webapp.errors import UNREACHABLE
@@ -23,6 +24,9 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> Response:
     checks: dict[str, Any] = {}
+    # Restarts by role, from the supervisor of `taskrelay up`: shown, never a reason
+    # to be unready (a restarted role is checked like any other).
+    restarts: dict[str, int] = {}
     try:
         services().redis.ping()
         checks["redis"] = {"ok": True}
@@ -33,10 +37,11 @@ def readyz() -> Response:
                 "workers": workers,
                 "within_s": BEACON_TTL_S,
             }
+        restarts = role_restarts.read(services().redis)
     except UNREACHABLE as error:
         checks["redis"] = {"ok": False, "error": str(error)}
     ready = all(check["ok"] for check in checks.values())
-    response = jsonify({"ready": ready, "checks": checks})
+    response = jsonify({"ready": ready, "checks": checks, "supervisor": {"restarts": restarts}})
     response.status_code = 200 if ready else 503
     return response
 

@@ -14,7 +14,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from tasks import metrics
+from tasks import metrics, role_restarts
 from webapp.channels import metrics as channel_metrics
 from webapp.ops.queues import queue_depths
 from webapp.services import Services, services
@@ -56,6 +56,14 @@ class ClusterCollector(Collector):
         for queue, waiting in queue_depths(self.svc.redis).items():
             depth.add_metric([queue], waiting)
         yield depth
+        restarts = CounterMetricFamily(
+            "taskrelay_role_restarts",
+            "Restarts of a role by the supervisor of `taskrelay up`, since it started",
+            labels=["role"],
+        )
+        for role, count in role_restarts.read(self.svc.redis).items():
+            restarts.add_metric([role], count)
+        yield restarts
         yield from self.collect_channels()
 
     def collect_channels(self) -> Iterator[Metric]:
