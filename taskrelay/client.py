@@ -28,6 +28,9 @@ class ApiError(SetupError):
 
 
 class Client:
+    """The API over HTTP. A token goes as ``Authorization: Bearer`` with every request,
+    reads and event streams included (a server may close reads), never in a URL."""
+
     def __init__(self, base_url: str = DEFAULT_URL, token: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=base_url, headers=headers, timeout=REQUEST_TIMEOUT_S)

@@ -12,6 +12,7 @@ from webapp import (
     channels,
     dashboard,
     errors,
+    headers,
     limits,
     memory_guard,
     ops,
@@ -26,11 +27,13 @@ class Extension(Protocol):
 
 
 # Each is set up on the app by its init_app(app), Flask's extension convention, in
-# this order: the clients first, as the rest use them; the token check before the
-# rate limit, so a refused token is never counted; then the areas' blueprints.
+# this order: the clients first, as the rest use them; the security headers for
+# every answer; the token check before the rate limit, so a refused token is never
+# counted; then the areas' blueprints.
 EXTENSIONS: tuple[Extension, ...] = (
     services,
     errors,
+    headers,
     auth,
     limits,
     memory_guard,

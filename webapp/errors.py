@@ -36,6 +36,10 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+# What a 401 names as the way to authenticate (RFC 9110 requires the header).
+WWW_AUTHENTICATE = 'Bearer realm="taskrelay"'
+
+
 class Forbidden(ApiError):
     status, code = 403, "forbidden"
 
@@ -84,9 +88,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> Response:
-        return error_response(
+        response = error_response(
             error.status, error.code, error.message, error.field, error.retry_after_s
         )
+        if isinstance(error, Unauthorized):
+            response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+        return response
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)

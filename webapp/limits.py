@@ -1,4 +1,4 @@
-"""Rate limits on the mutating API, counted in Redis so every web process shares them."""
+"""Rate limits on writes and sign-ins, counted in Redis so every web process shares them."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from webapp import auth
 
 
 def _not_limited() -> bool:
-    return not auth.guards(request.method, request.path)
+    return not auth.rate_limited(request.method, request.path)
 
 
 def init_app(app: Flask) -> Limiter | None:
-    """Limit each client's POST/DELETE calls when RATE_LIMIT is set, e.g. "100/second"."""
+    """Limit each client's writes (auth.rate_limited) when RATE_LIMIT is set, e.g. "100/second"."""
     rate = app.config.get("RATE_LIMIT") or ""
     if not rate:
         return None

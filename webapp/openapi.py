@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webapp import auth
+from webapp.jsonbody import MAX_JSON_DEPTH
 from webapp.query import LIMIT_MIN
 
 Schema = dict[str, Any]
@@ -35,6 +36,8 @@ JSON_BODY_ERRORS = (400, 413, 415)
 # What the token check (webapp/auth.py) and the rate limit (webapp/limits.py) may
 # answer to every request they guard.
 GUARD_ERRORS = (401, 403, 429)
+# What the token check may answer to a read, when reads need a token.
+READ_GUARD_ERRORS = (401, 403)
 
 
 def ref(schema: str) -> Schema:
@@ -80,10 +83,13 @@ def errors(*statuses: int, reasons: Mapping[int, str] | None = None) -> dict[str
 
 
 def json_body(schema: Schema, *, max_bytes: int) -> Schema:
-    """A required JSON request body; a larger one is answered 413."""
+    """A required JSON request body, as ``webapp.jsonbody`` reads it; a larger one is 413."""
     return {
         "required": True,
-        "description": f"a JSON object of at most {max_bytes} bytes",
+        "description": (
+            f"a JSON object in UTF-8 of at most {max_bytes} bytes, nesting arrays and objects "
+            f"at most {MAX_JSON_DEPTH} deep, with finite numbers and no lone UTF-16 surrogate"
+        ),
         "content": {"application/json": {"schema": schema}},
     }
 
@@ -104,10 +110,19 @@ def path_param(name: str, schema: Schema, description: str | None = None) -> Sch
     return param
 
 
-def add_guard_errors(paths: dict[str, Schema]) -> dict[str, Schema]:
-    """Document 401, 403 and 429 on every operation the token check and rate limit guard."""
+def add_guard_errors(paths: dict[str, Schema], *, reads_closed: bool) -> dict[str, Schema]:
+    """Document what the token check and the rate limit may answer to each operation.
+
+    Writes may be 401, 403 and 429; reads 401 and 403 when they need a token.
+    """
     for path, operations in paths.items():
         for method, operation in operations.items():
+            statuses: tuple[int, ...]
             if auth.guards(method.upper(), path):
-                operation["responses"] = {**errors(*GUARD_ERRORS), **operation["responses"]}
+                statuses = GUARD_ERRORS
+            elif reads_closed and not auth.always_open(path):
+                statuses = READ_GUARD_ERRORS
+            else:
+                continue
+            operation["responses"] = {**errors(*statuses), **operation["responses"]}
     return paths

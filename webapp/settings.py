@@ -40,6 +40,10 @@ def defaults() -> dict[str, Any]:
         "RETRY_AFTER_S": RETRY_AFTER_S,
         # Comma-separated bearer tokens; empty means the API needs no credentials.
         "API_TOKENS": "",
+        # Comma-separated tokens that may only read. Set, every read needs a token
+        # too (one of these, or an API token); empty leaves reads open. It needs
+        # API_TOKENS: reads closed and writes open would be no protection.
+        "API_TOKENS_READ": "",
         # Per-client limit on POST and DELETE under /api/, such as "100/second";
         # empty means no limit.
         "RATE_LIMIT": "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
@@ -12,6 +13,7 @@ from werkzeug.wrappers import Response
 from tasks import deadletters, registry
 from webapp import auth
 from webapp.channels import publish
+from webapp.dashboard.pages import page, printable
 from webapp.errors import UNREACHABLE
 from webapp.services import services
 from webapp.tasks import accept, read_model
@@ -27,53 +29,64 @@ DASHBOARD_DEAD_LETTERS = 20
 # The task the submit form offers first: it shows a progress bar moving.
 DEFAULT_FORM_TASK = "long_task"
 
-# The page loads its script and styles from this server only and talks to no other
-# origin; nothing inline may run, so an injected string can never become code.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-
 
 @bp.get("/")
 def index() -> Response:
-    page = render_template("index.html", **_page_context())
-    response = Response(page, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return page(render_template("index.html", **_page_context()))
 
 
 def _page_context() -> dict[str, Any]:
-    tasks: list[dict[str, Any]] = []
-    dead_letters: list[dict[str, Any]] = []
-    reachable = True
-    try:
-        tasks = read_model.recent(
+    tasks, tasks_read = _read_stored(
+        lambda: read_model.recent(
             services(), state=None, task=None, limit=DASHBOARD_TASKS, scan_max=DASHBOARD_TASKS
         )
-        dead_letters = deadletters.newest(services().redis, DASHBOARD_DEAD_LETTERS)
-    except UNREACHABLE:
-        # The page still renders, says why it is empty and recovers on reload.
-        current_app.logger.warning("dashboard rendered without Redis", exc_info=True)
-        reachable = False
+    )
+    dead_letters: list[dict[str, Any]] = []
+    dead_letters_read = tasks_read
+    if tasks_read != UNREACHABLE_REDIS:  # one wait for an unreachable Redis is enough
+        dead_letters, dead_letters_read = _read_stored(
+            lambda: deadletters.newest(services().redis, DASHBOARD_DEAD_LETTERS)
+        )
     specs = [spec.to_json() for spec in registry.all_specs()]
     names = [spec["name"] for spec in specs]
+    tokens = auth.tokens_of(current_app)
     return {
         "specs": specs,
         "selected_task": DEFAULT_FORM_TASK if DEFAULT_FORM_TASK in names else names[0],
         "tasks": tasks,
         "dead_letters": dead_letters,
-        "redis_reachable": reachable,
+        "redis_reachable": UNREACHABLE_REDIS not in (tasks_read, dead_letters_read),
+        "unreadable_entries": UNREADABLE_ENTRY in (tasks_read, dead_letters_read),
         "flower_url": current_app.config["FLOWER_URL"],
-        "tokens_required": bool(auth.configured_tokens(current_app)),
+        "tokens_required": bool(tokens.write),
+        "reads_need_token": tokens.reads_closed,
     }
+
+
+# Why _read_stored found nothing to show.
+UNREACHABLE_REDIS = "unreachable"
+UNREADABLE_ENTRY = "unreadable"
+
+
+def _read_stored(read: Callable[[], list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], str]:
+    """What `read` finds, or nothing and why: the page renders whatever Redis holds."""
+    try:
+        return read(), ""
+    except UNREACHABLE:
+        # The page still renders, says why it is empty and recovers on reload.
+        current_app.logger.warning("dashboard rendered without Redis", exc_info=True)
+        return [], UNREACHABLE_REDIS
+    except ValueError:
+        # Only a hand-written entry is not UTF-8 or not JSON (the API and the
+        # workers write neither); the page says so instead of failing for everyone.
+        current_app.logger.warning("dashboard skipped unreadable entries", exc_info=True)
+        return [], UNREADABLE_ENTRY
 
 
 @bp.app_template_filter("pretty_json")
 def pretty_json(value: Any) -> str:
     """JSON for people to read; the template escapes it like any other text."""
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return printable(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @bp.app_template_global()
@@ -116,9 +129,13 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-@bp.get("/prodcons")
+@bp.get(auth.PRODCONS_PATH)
 def prodcons() -> Response:
-    """The article's producer trigger: enqueue a random number, then go home."""
+    """The article's producer trigger: enqueue a random number, then go home.
+
+    It changes state on a GET, as in the article, so it is guarded like every
+    write (webapp/auth.py): a token when tokens are set, and the rate limit.
+    """
     body = {"task": "consume", "args": [random.choice(ARTICLE_NUMBER_RANGE)]}
     submission = parse_submission(body, max_delay_s=current_app.config["MAX_DELAY_S"])
     accept.submit(services(), submission, retry_after_s=current_app.config["RETRY_AFTER_S"])
@@ -129,8 +146,8 @@ def prodcons() -> Response:
 ARTICLE_CHANNEL = "task:pubsub:channel"
 
 
-@bp.get("/pubsub")
+@bp.get(auth.PUBSUB_PATH)
 def pubsub() -> Response:
-    """The article's publisher trigger: publish a random number, then go home."""
+    """The article's publisher trigger: publish a random number, then go home (guarded too)."""
     publish.publish_here(ARTICLE_CHANNEL, random.choice(ARTICLE_NUMBER_RANGE))
     return redirect(url_for("dashboard.index"))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from webapp import openapi
+from webapp import auth, openapi
 from webapp.channels import openapi as channels_openapi
 from webapp.openapi import Schema, json_response
 from webapp.tasks import openapi as tasks_openapi
@@ -39,7 +39,8 @@ def document(config: Mapping[str, Any]) -> Schema:
                 **tasks_openapi.paths(config),
                 **channels_openapi.paths(config),
                 **paths(),
-            }
+            },
+            reads_closed=auth.tokens_from(config).reads_closed,
         ),
     }
 

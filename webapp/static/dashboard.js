@@ -60,6 +60,11 @@
     if (body !== undefined) options.body = JSON.stringify(body);
     return fetch(path, options).then(
       function (response) {
+        // A read refused for want of a token: the sign-in cookie expired or was
+        // revoked, so sign in again rather than show errors everywhere.
+        if (response.status === 401 && method === "GET" && document.body.dataset.readsNeedToken === "true") {
+          window.location.assign(document.body.dataset.signInUrl);
+        }
         if (response.status === 204) return { ok: true, status: 204, body: null };
         return response.json().then(
           function (payload) {
@@ -735,7 +740,27 @@
 
   // ---- wiring --------------------------------------------------------------------
 
+  // The article's triggers are plain links; with tokens set, a link cannot send
+  // the token, so the script sends it and reloads the page as the link would.
+  function runTrigger(link) {
+    var status = $("#trigger-status");
+    setText(status, "Running " + link.pathname + "…");
+    api("GET", link.getAttribute("href")).then(function (answer) {
+      if (answer.ok) {
+        window.location.reload();
+        return;
+      }
+      setText(status, link.pathname + ": " + errorOf(answer).message);
+    });
+  }
+
   function onClick(event) {
+    var link = event.target.closest("a[data-action='trigger']");
+    if (link && document.body.dataset.tokensRequired === "true") {
+      event.preventDefault();
+      runTrigger(link);
+      return;
+    }
     var button = event.target.closest("button[data-action]");
     if (!button) return;
     var action = button.dataset.action;

@@ -12,7 +12,12 @@ from typing import Any
 
 from tasks import records, registry
 from webapp import openapi
-from webapp.tasks.request import FIELDS, IDEMPOTENCY_KEY_MAX_CHARS, PRIORITY_RANGE
+from webapp.tasks.request import (
+    FIELDS,
+    IDEMPOTENCY_KEY_MAX_CHARS,
+    IDEMPOTENCY_KEY_PATTERN,
+    PRIORITY_RANGE,
+)
 
 # The JSON Schema keyword that bounds the length of each JSON type with a length.
 _LENGTH_KEYWORDS = {"string": "maxLength", "array": "maxItems", "object": "maxProperties"}
@@ -41,11 +46,14 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                     {
                         "name": "Idempotency-Key",
                         "in": "header",
-                        "description": "printable characters; the same key answers the same task",
+                        "description": (
+                            "printable ASCII, taken verbatim; the same key answers the same task"
+                        ),
                         "schema": {
                             "type": "string",
                             "minLength": 1,
                             "maxLength": IDEMPOTENCY_KEY_MAX_CHARS,
+                            "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$",
                         },
                     }
                 ],

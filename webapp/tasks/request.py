@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,9 @@ FIELDS = ("task", "args", "kwargs", "countdown", "eta", "priority")
 # Redis honours priorities 0 (most urgent) to 9.
 PRIORITY_RANGE = range(10)
 IDEMPOTENCY_KEY_MAX_CHARS = 255
+# What an Idempotency-Key may hold: printable ASCII, space (0x20) to tilde (0x7E).
+IDEMPOTENCY_KEY_PATTERN = "[ -~]+"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,18 @@ def fingerprint(body: dict[str, Any]) -> str:
 
 
 def check_idempotency_key(key: str) -> str:
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_CHARS or not key.isprintable():
+    """The Idempotency-Key header's value, or 400 when it is not 1 to 255 printable ASCII.
+
+    The IETF draft (draft-ietf-httpapi-idempotency-key-header) makes the value a
+    structured-field string, which is printable ASCII; it is taken verbatim, so a
+    client that sends the draft's quotes sends them every time. Letters beyond
+    ASCII reach a server only as undeclared bytes (read as Latin-1), so they are
+    refused rather than guessed at.
+    """
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_CHARS or _IDEMPOTENCY_KEY.fullmatch(key) is None:
         raise BadRequest(
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable characters",
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII "
+            "characters, from space to ~",
             field="Idempotency-Key",
         )
     return key
