@@ -82,3 +82,27 @@ RELAY_PENDING_INDEX = PREFIX + "relay:pending-index"
 # Restarts of each role of ``taskrelay up`` in its current run, by role name: the
 # supervisor writes the hash, /readyz and /metrics read it (tasks/role_restarts.py).
 ROLE_RESTARTS = PREFIX + "supervisor:restarts"
+# Schedules (tasks/schedules/): each schedule's definition (a hash), its claim
+# (the newest slot fired, which only moves forward: the claim on a slot) and its
+# runs (newest last); the index of every schedule by creation time, names to ids
+# (unique names), and the next slot of every enabled schedule (what the active
+# scheduler reads). One scheduler at a time holds the lease; every scheduler
+# beats in the beacon; the counters behind /metrics.
+SCHEDULE_INDEX = PREFIX + "schedules"
+SCHEDULE_NAMES = PREFIX + "schedules:names"
+SCHEDULES_DUE = PREFIX + "schedules:due"
+SCHEDULER_LEASE = PREFIX + "scheduler:lease"
+SCHEDULER_BEACON = PREFIX + "schedulers"
+METRICS_SCHEDULES = PREFIX + "metrics:schedules"
+
+
+def schedule(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}"
+
+
+def schedule_claim(schedule_id: str) -> str:
+    return f"{PREFIX}schedule-claim:{schedule_id}"
+
+
+def schedule_runs(schedule_id: str) -> str:
+    return f"{PREFIX}schedule-runs:{schedule_id}"
