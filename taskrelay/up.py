@@ -179,7 +179,15 @@ class System:
         self._wait_ready(self.supervisor)
         web = f"http://{options.bind_address}:{options.web_port}"
         self.say(f"web     {web}/  (API {web}/api/, OpenAPI {web}/api/openapi.json)")
-        self.say(f"flower  http://{options.bind_address}:{options.flower_port}/  ({flower_auth})")
+        # The password stays out of the terminal, which is often a log too.
+        user = flower_auth.partition(":")[0]
+        where = (
+            "FLOWER_BASIC_AUTH" if os.environ.get("FLOWER_BASIC_AUTH") else "var/flower-credentials"
+        )
+        self.say(
+            f"flower  http://{options.bind_address}:{options.flower_port}/  "
+            f"(user {user}; password in {where})"
+        )
         self.say(f"tasks   {', '.join(('built-in', *modules))}")
         self.say(f"logs    {options.var_dir / 'log'}")
         self.say("ready; press Ctrl-C to stop")

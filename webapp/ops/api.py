@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from tasks import role_restarts
 from tasks.celery_ext.liveness import BEACON_TTL_S, live_consumers
 from tasks.queues import QUEUES
+from webapp import memory_guard
 from webapp.errors import UNREACHABLE
 from webapp.ops import openapi
 from webapp.services import services
@@ -38,6 +39,8 @@ def readyz() -> Response:
                 "within_s": BEACON_TTL_S,
             }
         restarts = role_restarts.read(services().redis)
+        # Not ready once submits are refused for memory, before Redis refuses writes.
+        checks["redis_memory"] = memory_guard.memory_status(current_app)
     except UNREACHABLE as error:
         checks["redis"] = {"ok": False, "error": str(error)}
     ready = all(check["ok"] for check in checks.values())
