@@ -345,6 +345,7 @@ def test_health_and_readiness(client: FlaskClient, relay_worker: object) -> None
     assert ready.status_code == 200
     checks = ready.get_json()["checks"]
     assert checks["redis"]["ok"] and checks["queue:tasks"]["ok"] and checks["queue:relay"]["ok"]
+    assert checks["redis_memory"]["ok"] and "used_bytes" in checks["redis_memory"]
 
 
 def _samples(client: FlaskClient) -> dict[tuple[str, str], float]:
