@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from taskrelay import channel_commands
+from taskrelay import channel_commands, schedule_commands
 from taskrelay import client as api
 from taskrelay.bench import command as bench_command
 from taskrelay.errors import SetupError
@@ -175,6 +175,7 @@ def _outcome(doc: dict[str, Any]) -> dict[str, Any]:
 main.add_command(channel_commands.publish)
 main.add_command(channel_commands.subscribe)
 main.add_command(bench_command.bench)
+main.add_command(schedule_commands.schedule)
 
 if __name__ == "__main__":
     main()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -21,6 +22,17 @@ def parse_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def parse_keywords(pairs: Iterable[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs (``--kw``), each value read as ``parse_value`` reads it."""
+    keywords: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{pair!r} is not NAME=VALUE")
+        keywords[name] = parse_value(value)
+    return keywords
 
 
 class ApiError(SetupError):
@@ -54,14 +66,49 @@ class Client:
                 if event.event == "state":
                     yield json.loads(event.data)
 
+    # Schedules: `ref` is a schedule's id or its name.
+
+    def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/api/schedules", json=body)
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._json("GET", "/api/schedules")["schedules"]
+        return found
+
+    def get_schedule(self, ref: str) -> dict[str, Any]:
+        return self._json("GET", _schedule_path(ref))
+
+    def update_schedule(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PATCH", _schedule_path(ref), json=changes)
+
+    def delete_schedule(self, ref: str) -> None:
+        self._request("DELETE", _schedule_path(ref))
+
+    def run_schedule(self, ref: str) -> dict[str, Any]:
+        """Fire the schedule's task now; the answer is the run, with its task's id."""
+        return self._json("POST", f"{_schedule_path(ref)}/run")
+
+    def schedule_runs(self, ref: str, limit: int) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self._json(
+            "GET", f"{_schedule_path(ref)}/runs", params={"limit": limit}
+        )["runs"]
+        return runs
+
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._request(method, path, **kwargs).json()
+        return body
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
             raise ApiError(f"cannot reach {self.http.base_url}: {error}") from None
         _raise_for_error(response)
-        body: dict[str, Any] = response.json()
-        return body
+        return response
+
+
+def _schedule_path(ref: str) -> str:
+    return f"/api/schedules/{quote(ref, safe='')}"
 
 
 def _raise_for_error(response: httpx.Response) -> None:

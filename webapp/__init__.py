@@ -16,6 +16,7 @@ from webapp import (
     limits,
     memory_guard,
     ops,
+    schedules,
     services,
     settings,
     tasks,
@@ -39,6 +40,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     memory_guard,
     tasks,
     channels,
+    schedules,
     ops,
     dashboard,
 )

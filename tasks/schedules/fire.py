@@ -99,8 +99,11 @@ class Run:
     lag_s: float | None
     scheduler: str | None
 
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
     def encoded(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self.as_json(), separators=(",", ":"))
 
 
 def slot_task_id(schedule_id: str, slot: datetime) -> str:

@@ -42,6 +42,10 @@ NAME_MAX_CHARS = 100
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]*"
 _NAME = re.compile(NAME_PATTERN)
 DEFAULT_TIMEZONE = "UTC"
+# The range of a start or an end: slots are looked for decades ahead of them, and a
+# datetime ends in the year 9999.
+INSTANT_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+INSTANT_MAX = datetime(2200, 1, 1, tzinfo=UTC)
 # An interval is whole seconds, from one second to a leap year.
 EVERY_S_MIN = 1
 EVERY_S_MAX = 366 * 86_400
@@ -295,6 +299,11 @@ def _instant(value: Any, field: str) -> datetime | None:
         ) from None
     if when.tzinfo is None:
         raise InvalidArgument(field, f"'{field}' must include a time zone, such as +00:00 or Z")
+    if not INSTANT_MIN <= when <= INSTANT_MAX:
+        raise InvalidArgument(
+            field,
+            f"'{field}' must be between {INSTANT_MIN.isoformat()} and {INSTANT_MAX.isoformat()}",
+        )
     return when.astimezone(UTC)
 
 

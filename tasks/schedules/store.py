@@ -143,8 +143,11 @@ def cursor(client: redis.Redis, schedule: Schedule) -> datetime:
 
 
 def runs(client: redis.Redis, schedule_id: str, limit: int) -> list[dict[str, Any]]:
-    """The schedule's runs, newest first, as they were recorded."""
-    raw = client.zrevrange(keys.schedule_runs(schedule_id), 0, limit - 1)
+    """The schedule's runs, newest first, as they were recorded (tasks/schedules/fire.py)."""
+    return decode_runs(client.zrevrange(keys.schedule_runs(schedule_id), 0, limit - 1))
+
+
+def decode_runs(raw: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(as_text(entry)) for entry in raw]
 
 

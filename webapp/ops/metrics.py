@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from tasks import metrics, role_restarts
 from webapp.channels import metrics as channel_metrics
 from webapp.ops.queues import queue_depths
+from webapp.schedules import metrics as schedule_metrics
 from webapp.services import Services, services
 
 bp = Blueprint("metrics", __name__)
@@ -65,6 +66,7 @@ class ClusterCollector(Collector):
             restarts.add_metric([role], count)
         yield restarts
         yield from self.collect_channels()
+        yield from schedule_metrics.collect(self.svc.redis)
 
     def collect_channels(self) -> Iterator[Metric]:
         figures = channel_metrics.cluster(self.svc.redis)

@@ -14,6 +14,7 @@ from typing import Any
 from webapp import auth, openapi
 from webapp.channels import openapi as channels_openapi
 from webapp.openapi import Schema, json_response
+from webapp.schedules import openapi as schedules_openapi
 from webapp.tasks import openapi as tasks_openapi
 
 OPENAPI_VERSION = "3.1.0"
@@ -31,6 +32,7 @@ def document(config: Mapping[str, Any]) -> Schema:
                 **openapi.schemas(),
                 **tasks_openapi.schemas(config),
                 **channels_openapi.schemas(),
+                **schedules_openapi.schemas(),
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
@@ -38,6 +40,7 @@ def document(config: Mapping[str, Any]) -> Schema:
             {
                 **tasks_openapi.paths(config),
                 **channels_openapi.paths(config),
+                **schedules_openapi.paths(config),
                 **paths(),
             },
             reads_closed=auth.tokens_from(config).reads_closed,
