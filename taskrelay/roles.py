@@ -93,3 +93,12 @@ def flower_env(basic_auth: str) -> dict[str, str]:
     if not user or not password or "," in basic_auth:
         raise ValueError("Flower credentials must be one 'user:password' pair")
     return {"FLOWER_BASIC_AUTH": basic_auth, "FLOWER_UNAUTHENTICATED_API": "false"}
+
+
+# The scheduler (tasks/schedules/scheduler.py): any number may run, one fires, the
+# others take over within the lease's bound. `taskrelay up` runs one.
+SCHEDULER_MODULE = "tasks.schedules"
+
+
+def scheduler_argv() -> list[str]:
+    return [PYTHON, "-m", SCHEDULER_MODULE]

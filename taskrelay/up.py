@@ -111,6 +111,9 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
             logs / "flower.log",
             {**env, **roles.flower_env(flower_auth)},
         ),
+        # One scheduler: restarted by the supervisor if it dies, its lease expires and
+        # it takes over again; more of them (compose runs two) only shorten that gap.
+        Child("scheduler", roles.scheduler_argv(), logs / "scheduler.log", env),
     ]
 
 

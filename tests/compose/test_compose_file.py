@@ -32,7 +32,7 @@ from tests.support import REPO_ROOT, free_port, log_tail, stop, wait_until
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-ROLES = ("web", "worker", "relay-worker", "flower")
+ROLES = ("web", "worker", "relay-worker", "scheduler", "flower")
 # The ports the roles listen on inside their containers.
 WEB_PORT = 5000
 FLOWER_PORT = 5555
@@ -121,7 +121,7 @@ def test_every_role_runs_from_one_image_with_an_exec_form_command(
     assert len(images) == 1
     for role in ROLES:
         assert isinstance(services[role]["command"], list), role
-        assert services[role]["command"][0] in ("gunicorn", "celery"), role
+        assert services[role]["command"][0] in ("gunicorn", "celery", "python"), role
 
 
 def test_roles_are_configured_only_through_environment_variables(
@@ -143,7 +143,7 @@ def test_workers_scale_because_no_service_fixes_a_name_and_workers_publish_no_po
 ) -> None:
     for name, service in compose["services"].items():
         assert "container_name" not in service, name
-    for role in ("worker", "relay-worker"):
+    for role in ("worker", "relay-worker", "scheduler"):
         assert "ports" not in compose["services"][role]
 
 
@@ -380,3 +380,31 @@ def test_the_flower_command_always_asks_for_credentials(stack: Stack) -> None:
     assert httpx.get(f"{base}/", auth=(user, password), timeout=5).status_code == 200
     done = stack.healthy("flower")
     assert done.returncode == 0, done.stderr
+
+
+def test_compose_runs_two_schedulers_and_the_scheduler_command_fires_each_slot_once(
+    stack: Stack, compose: dict[str, Any]
+) -> None:
+    assert compose["services"]["scheduler"]["deploy"]["replicas"] == 2
+    base = f"http://127.0.0.1:{stack.ports[WEB_PORT]}"
+    wait_running(stack, "web", lambda: get(f"{base}/healthz"), "the web role")
+    created = httpx.post(
+        f"{base}/api/schedules",
+        json={"name": "compose-tick", "task": "consume", "args": [3], "every_s": 1},
+        timeout=5,
+    )
+    assert created.status_code == 201, created.text
+    runs_url = f"{base}/api/schedules/compose-tick/runs"
+
+    def two_succeeded() -> list[dict[str, Any]] | None:
+        response = get(runs_url)
+        runs = response.json()["runs"] if response is not None else []
+        done = [run for run in runs if run["state"] == "SUCCESS"]
+        return runs if len(done) >= 2 else None
+
+    runs = wait_running(stack, "scheduler", two_succeeded, "two runs of the schedule to succeed")
+    slots = [run["slot"] for run in runs]
+    assert len(slots) == len(set(slots))
+    assert httpx.delete(f"{base}/api/schedules/compose-tick", timeout=5).status_code == 204
+    done = stack.healthy("scheduler")
+    assert done.returncode == 0, done.stdout + done.stderr
