@@ -106,3 +106,36 @@ def schedule_claim(schedule_id: str) -> str:
 
 def schedule_runs(schedule_id: str) -> str:
     return f"{PREFIX}schedule-runs:{schedule_id}"
+
+
+# Workflows (tasks/workflows/): each workflow's hash (its plan, when it was
+# submitted, how it ended); the results of its finished steps by step id (one field
+# per distinct finished step); the steps sent or claimed for sending; the claimed
+# ones not sent yet, by the step whose return claimed them; the pub/sub channel its
+# outcome is published on; its Idempotency-Keys; the counters behind /metrics.
+METRICS_WORKFLOWS = PREFIX + "metrics:workflows"
+METRICS_WORKFLOW_STEPS = PREFIX + "metrics:workflow-steps"
+
+
+def workflow(workflow_id: str) -> str:
+    return f"{PREFIX}workflow:{workflow_id}"
+
+
+def workflow_results(workflow_id: str) -> str:
+    return f"{PREFIX}workflow-results:{workflow_id}"
+
+
+def workflow_dispatched(workflow_id: str) -> str:
+    return f"{PREFIX}workflow-dispatched:{workflow_id}"
+
+
+def workflow_pending(workflow_id: str) -> str:
+    return f"{PREFIX}workflow-pending:{workflow_id}"
+
+
+def workflow_events(workflow_id: str) -> str:
+    return f"{PREFIX}workflow-events:{workflow_id}"
+
+
+def workflow_idempotency(key: str) -> str:
+    return f"{PREFIX}workflow-idem:{key}"

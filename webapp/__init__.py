@@ -20,6 +20,7 @@ from webapp import (
     services,
     settings,
     tasks,
+    workflows,
 )
 
 
@@ -41,6 +42,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     tasks,
     channels,
     schedules,
+    workflows,
     ops,
     dashboard,
 )

@@ -17,6 +17,7 @@ from tasks.celery_ext.result_backend import Command, GuardedRedisBackend
 from tasks.connections import shared_client
 from tasks.errors import PoisonTaskError
 from tasks.names import public_name
+from tasks.workflows import hooks as workflow_hooks
 
 # An attempt started more often than this killed (or lost) its worker each time
 # before; it is dead-lettered instead of being handed to yet another worker.
@@ -46,6 +47,7 @@ class TrackedTask(Task):  # type: ignore[misc]
         # worker restarts; the Redis set survives, so a revoke is durable.
         if start.revoked:
             self.backend.mark_as_revoked(task_id, "revoked", request=self.request)
+            workflow_hooks.step_ended(self.app, self.request, states.REVOKED)
             raise Ignore()
         if start.deliveries > MAX_DELIVERIES_PER_ATTEMPT:
             self._bury_poison(task_id, args, kwargs, start.deliveries - 1)
@@ -79,6 +81,7 @@ class TrackedTask(Task):  # type: ignore[misc]
         self.backend.mark_as_failure(task_id, error, traceback=None, request=self.request)
         if not _ending_stored(self.request):
             self._write(self._dead_letter_commands(task_id, args, kwargs, error, traceback=""))
+        workflow_hooks.step_ended(self.app, self.request, states.FAILURE)
         raise Ignore()
 
     def commands_with_state(
@@ -97,6 +100,8 @@ class TrackedTask(Task):  # type: ignore[misc]
             commands += self._dead_letter_commands(
                 task_id, request.args, request.kwargs, result, traceback or ""
             )
+        # A workflow step's result or failure, for its workflow (tasks/workflows/).
+        commands += workflow_hooks.commands_with_state(request, state, result)
         request.taskrelay_ending_stored = True
         return commands
 
@@ -132,7 +137,12 @@ class TrackedTask(Task):  # type: ignore[misc]
         einfo: ExceptionInfo | None,
     ) -> None:
         if not _ending_stored(self.request):
-            self._write(self._ending_commands(task_id, status, self.request))
+            self._write(
+                self._ending_commands(task_id, status, self.request)
+                + workflow_hooks.commands_with_state(self.request, status, retval)
+            )
+        # A workflow step settles its workflow and sends the steps it made ready.
+        workflow_hooks.step_ended(self.app, self.request, status)
 
     def _ending_commands(self, task_id: str, state: str, request: Any) -> list[Command]:
         """The record's final state and the metrics of an attempt that ended in ``state``."""

@@ -19,6 +19,7 @@ from webapp.channels import metrics as channel_metrics
 from webapp.ops.queues import queue_depths
 from webapp.schedules import metrics as schedule_metrics
 from webapp.services import Services, services
+from webapp.workflows import metrics as workflow_metrics
 
 bp = Blueprint("metrics", __name__)
 
@@ -67,6 +68,7 @@ class ClusterCollector(Collector):
         yield restarts
         yield from self.collect_channels()
         yield from schedule_metrics.collect(self.svc.redis)
+        yield from workflow_metrics.collect(self.svc.redis)
 
     def collect_channels(self) -> Iterator[Metric]:
         figures = channel_metrics.cluster(self.svc.redis)

@@ -16,6 +16,7 @@ from webapp.channels import openapi as channels_openapi
 from webapp.openapi import Schema, json_response
 from webapp.schedules import openapi as schedules_openapi
 from webapp.tasks import openapi as tasks_openapi
+from webapp.workflows import openapi as workflows_openapi
 
 OPENAPI_VERSION = "3.1.0"
 # The distribution whose version the document states.
@@ -33,6 +34,7 @@ def document(config: Mapping[str, Any]) -> Schema:
                 **tasks_openapi.schemas(config),
                 **channels_openapi.schemas(),
                 **schedules_openapi.schemas(),
+                **workflows_openapi.schemas(),
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
@@ -41,6 +43,7 @@ def document(config: Mapping[str, Any]) -> Schema:
                 **tasks_openapi.paths(config),
                 **channels_openapi.paths(config),
                 **schedules_openapi.paths(config),
+                **workflows_openapi.paths(config),
                 **paths(),
             },
             reads_closed=auth.tokens_from(config).reads_closed,

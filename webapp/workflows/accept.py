@@ -1,0 +1,135 @@
+"""Accepting a workflow: its description checked, its Idempotency-Key claimed, then its
+record and first steps sent together (``tasks.workflows.dispatch``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import redis
+
+from tasks import defaults, keys, records
+from tasks.workflows import description, dispatch, state
+from tasks.workflows.plan import Plan
+from webapp.errors import UNREACHABLE, ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
+from webapp.services import Services
+from webapp.workflows import read_model
+
+logger = logging.getLogger(__name__)
+
+# What a request that reuses the Idempotency-Key of one still being accepted is told
+# to wait, in seconds: accepting a workflow takes one round trip to Redis.
+IN_FLIGHT_RETRY_AFTER_S = 1
+
+
+class DescriptionTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+def parse(body: dict[str, Any]) -> Plan:
+    """The plan of a description, or the API's error naming the step at fault."""
+    try:
+        return description.parse(body)
+    except description.UnknownTask as error:
+        raise NotFound(error.message, field=error.field) from None
+    except description.TooManySteps as error:
+        raise DescriptionTooLarge(error.message, field=error.field) from None
+    except description.InvalidDescription as error:
+        raise BadRequest(error.message, field=error.field) from None
+
+
+def submit(
+    services: Services,
+    plan: Plan,
+    *,
+    retry_after_s: int,
+    idempotency_key: str | None = None,
+    body_fingerprint: str = "",
+) -> tuple[dict[str, Any], bool]:
+    """Accept a workflow; return its document and whether it is new (False: a replayed key)."""
+    workflow_id = str(uuid.uuid4())
+    claimed_key = None
+    first_steps = plan.initial()
+    try:
+        if idempotency_key is not None:
+            first = _claim_key(services.redis, idempotency_key, body_fingerprint, workflow_id)
+            if first is not None:
+                return _existing(services, first), False
+            claimed_key = idempotency_key
+        submitted_at = records.utc_now_iso()
+        dispatch.send_all(
+            services.celery,
+            services.redis,
+            workflow_id,
+            [dispatch.prepare(step) for step in first_steps],
+            atomically=services.submit_atomically,
+            before=lambda pipe: state.queue_save(
+                pipe,
+                workflow_id,
+                plan,
+                submitted_at=submitted_at,
+                sent=[step.id for step in first_steps],
+            ),
+        )
+    except UNREACHABLE:
+        logger.warning("broker unreachable, workflow %s not accepted", workflow_id, exc_info=True)
+        _undo(services, workflow_id, plan, claimed_key)
+        raise ServiceUnavailable(
+            "the task broker cannot be reached; nothing was enqueued, try again shortly",
+            retry_after_s=retry_after_s,
+        ) from None
+    accepted = state.Stored(
+        plan=plan,
+        submitted_at=submitted_at,
+        outcome=None,
+        finished_at=None,
+        failed_step=None,
+        failure=None,
+        dispatched=frozenset(step.id for step in first_steps),
+        finished_steps=0,
+    )
+    return read_model.document(workflow_id, accepted, {}), True
+
+
+def _claim_key(
+    client: redis.Redis, key: str, body_fingerprint: str, workflow_id: str
+) -> str | None:
+    """Claim an Idempotency-Key; return the first workflow's id if it was taken already."""
+    claim = json.dumps({"fingerprint": body_fingerprint, "workflow_id": workflow_id})
+    redis_key = keys.workflow_idempotency(key)
+    if client.set(redis_key, claim, nx=True, ex=defaults.IDEMPOTENCY_TTL_S):
+        return None
+    raw = client.get(redis_key)
+    if raw is None:  # expired between the two calls: the key is free again
+        return _claim_key(client, key, body_fingerprint, workflow_id)
+    first = json.loads(raw)
+    if first["fingerprint"] != body_fingerprint:
+        raise Conflict(
+            "this Idempotency-Key was already used with a different body",
+            field="Idempotency-Key",
+        )
+    return str(first["workflow_id"])
+
+
+def _existing(services: Services, workflow_id: str) -> dict[str, Any]:
+    found = read_model.load(services, workflow_id)
+    if found is None:
+        # A concurrent request claimed the key and has not stored its workflow yet.
+        raise Conflict(
+            "a request with this Idempotency-Key is still being accepted; try again shortly",
+            field="Idempotency-Key",
+            retry_after_s=IN_FLIGHT_RETRY_AFTER_S,
+        )
+    return found
+
+
+def _undo(services: Services, workflow_id: str, plan: Plan, idempotency_key: str | None) -> None:
+    try:
+        state.forget(services.redis, workflow_id, plan)
+        if idempotency_key is not None:
+            services.redis.delete(keys.workflow_idempotency(idempotency_key))
+    except UNREACHABLE:
+        # Redis is down too; the record expires on its own.
+        logger.warning("could not remove the record of unsent workflow %s", workflow_id)
