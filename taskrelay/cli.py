@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from taskrelay import channel_commands, schedule_commands
+from taskrelay import channel_commands, schedule_commands, workflow_commands
 from taskrelay import client as api
 from taskrelay.bench import command as bench_command
 from taskrelay.errors import SetupError
@@ -176,6 +176,7 @@ main.add_command(channel_commands.publish)
 main.add_command(channel_commands.subscribe)
 main.add_command(bench_command.bench)
 main.add_command(schedule_commands.schedule)
+main.add_command(workflow_commands.workflow)
 
 if __name__ == "__main__":
     main()

@@ -66,6 +66,20 @@ class Client:
                 if event.event == "state":
                     yield json.loads(event.data)
 
+    def submit_workflow(self, description: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/api/workflows", json=description)
+
+    def follow_workflow(self, workflow_id: str, timeout_s: float) -> Iterator[tuple[str, Any]]:
+        """The workflow's events, as (name, data): ``workflow`` with the whole workflow,
+        ``step`` with one step, until the workflow has ended."""
+        timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=timeout_s)
+        path = f"/api/workflows/{quote(workflow_id, safe='')}/events"
+        with self.http.stream("GET", path, timeout=timeout) as response:
+            _raise_for_error(response)
+            for event in sse_client.parse(response.iter_lines()):
+                if event.event in ("workflow", "step"):
+                    yield event.event, json.loads(event.data)
+
     # Schedules: `ref` is a schedule's id or its name.
 
     def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -17,10 +18,11 @@ import tests.workflow_tasks  # noqa: F401  (registers the steps' tasks for valid
 from taskrelay import sse_client
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
+from taskrelay.workflow_commands import workflow
 from tasks import keys
 from tasks.workflows import description
 from tests.sse_reader import flask_lines
-from tests.support import free_port, start_worker, stop, wait_until
+from tests.support import free_port, start_web, start_worker, stop, wait_until
 from webapp import create_app
 
 # The worker loads the tasks the steps name.
@@ -347,3 +349,36 @@ def test_the_openapi_document_describes_workflows_with_their_limits(client: Flas
     assert described["properties"]["type"]["enum"] == list(description.KINDS)
     assert "add" in doc["components"]["schemas"]["WorkflowTaskStep"]["properties"]["task"]["enum"]
     assert "413" in doc["paths"]["/api/workflows"]["post"]["responses"]
+
+
+@pytest.fixture(scope="module")
+def wf_web(wf_redis: EmbeddedRedis, wf_worker: Child, log_dir: Path) -> Iterator[str]:
+    child, base_url = start_web(wf_redis.url, log_dir, env=WORKER_ENV)
+    yield base_url
+    stop(child)
+
+
+def test_the_cli_submits_a_workflow_and_follows_it_with_a_bar_to_its_outcome(
+    wf_web: str, tmp_path: Path
+) -> None:
+    def submit_file(body: dict[str, Any]) -> Result:
+        path = tmp_path / "workflow.json"
+        path.write_text(json.dumps(body))
+        return CliRunner().invoke(workflow, ["submit", str(path), "--wait", "--url", wf_web])
+
+    done = submit_file(chain(step("add", 1, 2), group(step("add", y=1), step("add", y=2))))
+    assert done.exit_code == 0, done.output
+    workflow_id, outcome = done.stdout.strip().splitlines()
+    assert json.loads(outcome) == {
+        "id": workflow_id,
+        "state": "SUCCESS",
+        "result": [4, 5],
+        "failed_step": None,
+    }
+    assert workflow_id[:8] in done.stderr  # the bar's label (without a terminal, no bar)
+    failed = submit_file(chain(step("always_fails")))
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout.strip().splitlines()[-1])["failed_step"]["index"] == 0
+    refused = submit_file(chain(step("nope")))
+    assert refused.exit_code == 1
+    assert "404: unknown task 'nope'" in refused.output
