@@ -39,11 +39,12 @@ COMPOSITE_FIELDS = {
     CHORD: ("type", "steps", "callback"),
 }
 
-# Task steps in one workflow, at most. The web sends every step that waits on
-# nothing in one MULTI/EXEC with the workflow's record, and kombu flushes a publish
-# batch early at 1,000 commands (two per message on taskrelay's transport); a
-# workflow's event stream also subscribes to one channel per step.
-MAX_STEPS = 500
+# Task steps in one workflow, at most. Every step that waits on nothing is sent in
+# one MULTI/EXEC with the workflow's record (and every step a group makes ready, with
+# the group's bookkeeping); kombu runs a publish batch early once it holds 1,000
+# commands, two per message on taskrelay's transport, so 499 messages is the most one
+# transaction can hold. A workflow's event stream also subscribes to one channel a step.
+MAX_STEPS = 400
 # How deep chains, groups and chords may nest; the outermost one is at depth 1.
 MAX_DEPTH = 8
 

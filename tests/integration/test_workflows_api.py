@@ -252,7 +252,7 @@ def too_deep() -> dict[str, Any]:
         (chain(step("add", 1), step("nope")), 404, "steps[1].task"),
         (chain(step("add", 1), group(step("add", y="w"))), 400, "steps[1].steps[0].kwargs.y"),
         (chord(step("add", 1, 2), step("add", 1)), 400, "callback.args"),
-        (group(*[step("add", n) for n in range(description.MAX_STEPS + 1)]), 413, "steps[500]"),
+        (group(*[step("add", n) for n in range(description.MAX_STEPS + 1)]), 413, "steps[400]"),
         (too_deep(), 400, ".".join(["steps[0]"] * description.MAX_DEPTH)),
         (step("add", 1), 400, "type"),
         ({"type": "chain", "steps": [], "extra": 1}, 400, "extra"),

@@ -126,7 +126,7 @@ def test_more_steps_than_the_limit_are_refused_as_too_large() -> None:
     error = refusal(body)
     assert isinstance(error, TooManySteps)
     assert error.field == f"steps[{description.MAX_STEPS}]"
-    assert len(compile_(group(*[add(n) for n in range(description.MAX_STEPS)])).steps) == 500
+    assert len(compile_(group(*[add(n) for n in range(description.MAX_STEPS)])).steps) == 400
 
 
 def test_nesting_deeper_than_the_limit_is_refused_where_it_goes_too_deep() -> None:
