@@ -69,15 +69,16 @@ def _follow(client: Client, accepted: dict[str, Any], timeout_s: float) -> dict[
         length=accepted["steps_total"], label=workflow_id[:8], show_pos=True, file=sys.stderr
     ) as bar:
         for name, data in client.follow_workflow(workflow_id, timeout_s):
+            if name == "workflow":
+                last = data
+                bar.label = f"{workflow_id[:8]} {data['state']}"
+                bar.render_progress()
             steps = data["steps"] if name == "workflow" else [data]
             done = {s["index"] for s in steps if s["state"] == "SUCCESS"} - finished
             finished |= done
             bar.update(len(done))
-            if name == "workflow":
-                last = data
-                bar.label = f"{workflow_id[:8]} {data['state']}"
-                if data["state"] in ENDED:
-                    break
+            if last["state"] in ENDED:
+                break
     if last["state"] not in ENDED:
         raise ApiError(f"workflow {workflow_id} did not end within {timeout_s:g} s")
     return last
