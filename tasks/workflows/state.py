@@ -85,6 +85,10 @@ def queue_save(
     if sent:
         pipe.sadd(keys.workflow_dispatched(workflow_id), *sent)
         pipe.expire(keys.workflow_dispatched(workflow_id), KEEP_S)
+
+
+def queue_counted(pipe: Any, plan: Plan) -> None:
+    """Queue the counting of an accepted workflow, once its first steps went out."""
     for command in metrics.submitted_commands(len(plan.steps)):
         pipe.execute_command(*command)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -382,3 +383,35 @@ def test_the_cli_submits_a_workflow_and_follows_it_with_a_bar_to_its_outcome(
     refused = submit_file(chain(step("nope")))
     assert refused.exit_code == 1
     assert "404: unknown task 'nope'" in refused.output
+
+
+def test_an_unreachable_broker_is_503_at_once_and_leaves_no_workflow(
+    wf_redis: EmbeddedRedis, wf_client: redis.Redis
+) -> None:
+    # A broker apart from REDIS_URL: the record goes first, and is undone.
+    app = create_app(
+        {"TESTING": True, "REDIS_URL": wf_redis.url, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+    )
+    key = str(uuid.uuid4())
+
+    def stored() -> tuple[int, set[str], dict[str, str]]:
+        return (
+            wf_client.zcard(keys.TASK_INDEX),
+            set(wf_client.keys(f"{keys.PREFIX}workflow*")),
+            wf_client.hgetall(keys.METRICS_WORKFLOWS),
+        )
+
+    before = stored()
+    started = time.monotonic()
+    try:
+        response = app.test_client().post(
+            "/api/workflows",
+            json=chain(step("add", 1), step("add")),
+            headers={"Idempotency-Key": key},
+        )
+    finally:
+        app.extensions["taskrelay"].close()
+    assert response.status_code == 503
+    assert time.monotonic() - started < 2.0
+    assert int(response.headers["Retry-After"]) > 0
+    assert stored() == before

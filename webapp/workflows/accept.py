@@ -72,6 +72,7 @@ def submit(
                 submitted_at=submitted_at,
                 sent=[step.id for step in first_steps],
             ),
+            after=lambda pipe: state.queue_counted(pipe, plan),
         )
     except UNREACHABLE:
         logger.warning("broker unreachable, workflow %s not accepted", workflow_id, exc_info=True)
