@@ -55,6 +55,11 @@ logger = logging.getLogger(__name__)
 MAX_WAIT_S = 1.0
 # What a channel sent on its event-loop connection, when it is not a fetch.
 _WAIT = "wait"
+# How long kombu's restore sweep may hold its lock, in seconds. A sweep takes
+# milliseconds; kombu's default (300) lets a worker killed mid-sweep keep every
+# other worker from restoring anything for five minutes, far past the visibility
+# timeout. Two sweeps that overlap are harmless: each restore is a WATCH transaction.
+UNACKED_MUTEX_EXPIRE_S = 10
 
 
 class Poller(kombu_redis.MultiChannelPoller):
@@ -85,6 +90,8 @@ class Channel(kombu_redis.Channel):
     # kombu's Producer.batch() makes its batches with this: one MULTI/EXEC that the
     # web also queues a task's record on (tasks/celery_ext/atomic_publish.py).
     publish_batch_class = atomic_publish.TransactionalPublishBatch
+
+    unacked_mutex_expire = UNACKED_MUTEX_EXPIRE_S
 
     _shared_client: Any = None
     _script: Any = None
@@ -188,6 +195,9 @@ class Channel(kombu_redis.Channel):
         )
 
     def _brpop_start(self, timeout: float | None = None) -> None:
+        if self._in_flight is not None:
+            # The connection was reset under the last command: its reply is gone.
+            self._fetch_failed()
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return

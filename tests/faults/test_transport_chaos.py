@@ -49,6 +49,18 @@ def unfinished(client: redis.Redis, task_ids: list[str]) -> list[str]:
     ]
 
 
+def whereabouts(client: redis.Redis, task_ids: list[str]) -> str:
+    """Where unfinished tasks' messages are: on their queue, in flight, or nowhere."""
+    wanted = set(task_ids)
+    queued = {json.loads(raw)["headers"]["id"] for raw in client.lrange("tasks", 0, -1)}
+    in_flight = {json.loads(raw)[0]["headers"]["id"] for raw in client.hvals("unacked")}
+    return (
+        f"{len(wanted & queued)} queued, {len(wanted & in_flight)} in flight, "
+        f"{len(wanted - queued - in_flight)} nowhere; restore lock "
+        f"{client.pttl('unacked_mutex')} ms to live"
+    )
+
+
 def starts_per_task(client: redis.Redis, task_ids: list[str]) -> list[int]:
     with client.pipeline(transaction=False) as pipe:
         for task_id in task_ids:
@@ -108,7 +120,10 @@ def test_a_worker_sigkilled_over_and_over_mid_drain_loses_no_task(
             f"(most starts {max(starts)}); {ran_on(fault_redis_client, sent, victims)} ran on a "
             f"victim; kills done at {killed_at_s} s, all settled at {done_s} s"
         )
-    assert not lost, f"{len(lost)} of {len(sent)} tasks never ran (seed {seed})"
+    assert not lost, (
+        f"{len(lost)} of {len(sent)} tasks never ran (seed {seed}): "
+        f"{whereabouts(fault_redis_client, lost)}"
+    )
     wait_until(
         lambda: fault_redis_client.hlen("unacked") == 0,
         timeout_s=RECOVERY_S,

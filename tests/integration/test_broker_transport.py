@@ -14,6 +14,7 @@ import pytest
 import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.asynchronous import Hub
+from kombu.transport.redis import Mutex
 
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.waiting import free_port
@@ -21,7 +22,7 @@ from tasks.app_factory import create_celery_app
 from tasks.celery_ext import fetch
 from tasks.celery_ext.kombu_internals import KombuInternalsChanged, held_delivery_tags
 from tasks.celery_ext.leases import renew
-from tasks.celery_ext.transport import MAX_WAIT_S
+from tasks.celery_ext.transport import MAX_WAIT_S, UNACKED_MUTEX_EXPIRE_S
 
 TRANSPORT = "tasks.celery_ext.transport:Transport"
 # A database of its own: these tests read and restore the whole unacked hash.
@@ -285,6 +286,17 @@ def test_a_full_redis_still_hands_out_and_acknowledges_messages(tmp_path: Path) 
         client.config_set("maxmemory", 0)
         client.close()
         server.stop()
+
+
+def test_the_restore_lock_of_a_worker_killed_mid_sweep_expires_in_seconds(
+    broker_url: str, broker_redis: redis.Redis
+) -> None:
+    with connected(broker_url) as connection:
+        qos = connection.default_channel.qos
+        client = connection.default_channel._create_client()
+        sweep = Mutex(client, qos.unacked_mutex_key, qos.unacked_mutex_expire)
+        sweep.__enter__()  # taken, and never given back: the sweeper was SIGKILLed
+        assert 0 < broker_redis.pttl(qos.unacked_mutex_key) <= UNACKED_MUTEX_EXPIRE_S * 1000
 
 
 def test_an_expiring_queue_gives_its_wake_key_the_same_lifetime(
