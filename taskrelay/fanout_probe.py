@@ -124,7 +124,8 @@ def main(subscribers: int, messages: int, rate: float, log_dir: Path | None) -> 
         var = log_dir or Path(scratch)
         redis_server = EmbeddedRedis(port=_free_port(), data_dir=var / "redis")
         redis_server.start()
-        env = {"REDIS_URL": redis_server.url}
+        # Every subscriber comes from this one address: no per-client share of streams.
+        env = {"REDIS_URL": redis_server.url, "TASKRELAY_SSE_MAX_STREAMS_PER_CLIENT": "100000"}
         port = _free_port()
         relay = Child("relay", roles.relay_worker_argv(), var / "relay.log", env)
         web = Child("web", roles.web_argv(f"127.0.0.1:{port}"), var / "web.log", env)

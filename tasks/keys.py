@@ -40,10 +40,20 @@ def queue_consumers(queue: str) -> str:
 
 
 # Channels: each has a stream (its retained history), a hash from message id to
-# stream position (kept in step with the stream's trimming), and a pub/sub
-# channel under the prefix, so one pattern subscription hears every channel and
-# nothing else (not Celery's result or pidbox traffic).
-CHANNEL_INDEX = PREFIX + "channels"
+# stream position (kept in step with the stream's trimming), the bytes its stream
+# retains, and a pub/sub channel under the prefix, so one pattern subscription
+# hears every channel and nothing else (not Celery's result or pidbox traffic).
+# The first three expire when the channel is idle (tasks/channels/bounds.py).
+# The index of channels is two sorted sets: every name at score 0 (pages in name
+# order) and every name by when it expires, its last publish plus its idle time
+# to live, in seconds (expiry and the cap on channels).
+CHANNEL_NAMES = PREFIX + "channels:names"
+CHANNEL_EXPIRY = PREFIX + "channels:expiry"
+# The recent index: every channel's newest messages in one order, as references
+# (channel, position, id), and a hash from message id to its place there; a
+# pattern subscriber catches up from it (tasks/channels/recent.py).
+CHANNEL_RECENT = PREFIX + "channels:recent"
+CHANNEL_RECENT_IDS = PREFIX + "channels:recent-ids"
 CHANNEL_PUBSUB_PREFIX = PREFIX + "pubsub:"
 # Every web process's subscriber counts, scored by their last beat.
 HUB_INDEX = PREFIX + "hubs"
@@ -55,6 +65,11 @@ def channel_stream(channel: str) -> str:
 
 def channel_positions(channel: str) -> str:
     return f"{PREFIX}positions:{channel}"
+
+
+def channel_bytes(channel: str) -> str:
+    """The bytes of the messages a channel's stream retains (its byte bound counts these)."""
+    return f"{PREFIX}stream-bytes:{channel}"
 
 
 def channel_pubsub(channel: str) -> str:

@@ -9,6 +9,8 @@ from flask import Config
 
 import celeryconfig
 from tasks import redis_urls
+from tasks.channels import bounds as channel_bounds
+from webapp import gunicorn_conf
 
 # Largest request body accepted, in bytes; a larger one is 413.
 MAX_BODY_BYTES = 1_048_576
@@ -22,6 +24,24 @@ MAX_DELAY_S = 12 * 3600
 SSE_HEARTBEAT_S = 15.0
 # What a 503 tells the caller to wait before trying again, in seconds.
 RETRY_AFTER_S = 2
+# Channel SSE streams one web process holds at most, in all and per client address
+# (as webapp/limits.py tells clients apart): past them a new stream is 503 or 429.
+# The total defaults to this share of what one gunicorn worker serves at once
+# (worker_connections under gevent, 1,000 by default: 800 streams; threads under
+# gthread), so the rest always answer the API, however many streams are asked for.
+SSE_STREAMS_SHARE = 0.8
+SSE_MAX_STREAMS_PER_CLIENT = 100
+# Redis connections a web process's channel hub opens at most (one holds its
+# subscription, the rest serve the streams' reads), and how long a read waits for
+# one, in seconds, before it fails: a new stream is then 503, a live one retries
+# and ends with a reconnect hint. Every read a stream makes is bounded
+# (tasks/channels/recent.py), so none holds a connection for long, and a burst of
+# streams cannot pin the pool beyond this wait.
+SSE_REDIS_CONNECTIONS = 64
+SSE_REDIS_WAIT_S = 2.0
+# How many channels GET /api/channels answers at most per page, and by default.
+CHANNEL_LIST_MAX = 1_000
+CHANNEL_LIST_DEFAULT = 100
 
 
 def defaults() -> dict[str, Any]:
@@ -38,6 +58,19 @@ def defaults() -> dict[str, Any]:
         "MAX_DELAY_S": MAX_DELAY_S,
         "SSE_HEARTBEAT_S": SSE_HEARTBEAT_S,
         "RETRY_AFTER_S": RETRY_AFTER_S,
+        # Channels: what each keeps, for how long, how many, how large a message.
+        "CHANNEL_RETENTION": channel_bounds.DEFAULT_RETENTION,
+        "CHANNEL_RETENTION_BYTES": channel_bounds.DEFAULT_RETENTION_BYTES,
+        "CHANNEL_IDLE_TTL_S": channel_bounds.DEFAULT_IDLE_TTL_S,
+        "CHANNEL_MAX_CHANNELS": channel_bounds.DEFAULT_MAX_CHANNELS,
+        "CHANNEL_MESSAGE_MAX_BYTES": channel_bounds.DEFAULT_MESSAGE_MAX_BYTES,
+        "CHANNEL_RECENT_MESSAGES": channel_bounds.DEFAULT_RECENT_MESSAGES,
+        "CHANNEL_LIST_MAX": CHANNEL_LIST_MAX,
+        "CHANNEL_LIST_DEFAULT": CHANNEL_LIST_DEFAULT,
+        "SSE_MAX_STREAMS": sse_max_streams(),
+        "SSE_MAX_STREAMS_PER_CLIENT": SSE_MAX_STREAMS_PER_CLIENT,
+        "SSE_REDIS_CONNECTIONS": SSE_REDIS_CONNECTIONS,
+        "SSE_REDIS_WAIT_S": SSE_REDIS_WAIT_S,
         # Comma-separated bearer tokens; empty means the API needs no credentials.
         "API_TOKENS": "",
         # Comma-separated tokens that may only read. Set, every read needs a token
@@ -49,6 +82,16 @@ def defaults() -> dict[str, Any]:
         "RATE_LIMIT": "",
         "FLOWER_URL": "http://127.0.0.1:5555/",
     }
+
+
+def sse_max_streams() -> int:
+    """SSE_STREAMS_SHARE of the requests one gunicorn worker serves at once (gunicorn_conf)."""
+    room = (
+        gunicorn_conf.threads
+        if gunicorn_conf.worker_class == "gthread"
+        else gunicorn_conf.worker_connections
+    )
+    return max(1, int(room * SSE_STREAMS_SHARE))
 
 
 ENV_PREFIX = "TASKRELAY"

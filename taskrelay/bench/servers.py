@@ -9,9 +9,14 @@ from taskrelay.processes import Child
 from taskrelay.waiting import free_port
 
 HOST = "127.0.0.1"
-# No rate limit (the load comes from one address), and keep-alive comments every
-# second, so a new SSE client gets its first bytes soon.
-BENCH_WEB_ENV = {"TASKRELAY_RATE_LIMIT": "", "TASKRELAY_SSE_HEARTBEAT_S": "1"}
+# No rate limit and no per-client share of SSE streams (the load comes from one
+# address), and keep-alive comments every second, so a new SSE client gets its
+# first bytes soon.
+BENCH_WEB_ENV = {
+    "TASKRELAY_RATE_LIMIT": "",
+    "TASKRELAY_SSE_MAX_STREAMS_PER_CLIENT": "100000",
+    "TASKRELAY_SSE_HEARTBEAT_S": "1",
+}
 FLOWER_AUTH = ("bench", "bench")
 
 

@@ -4,7 +4,9 @@ and catching up from the stream.
 The web's SSE streams and the terminal subscriber resume the same way: exactly
 after a message id still retained, or with a gap notice when it is not. After
 every (re)subscription they catch up from the stream, and the cursor drops what
-both the stream and pub/sub hand over, so nothing arrives twice.
+both the stream and pub/sub hand over, so nothing arrives twice. A channel
+subscription catches up from its channel's stream; a pattern subscription from
+the recent index (tasks/channels/recent.py), whatever the number of channels.
 """
 
 from __future__ import annotations
@@ -16,15 +18,27 @@ from typing import Any
 import redis
 
 from tasks import channels
-from tasks.channels import Delivery, Pattern, Position, log
+from tasks.channels import Delivery, Pattern, Position, log, recent
+
+# A message's place in the recent index is taken in the same script as its stream
+# position, from the same clock, so it is never earlier; a pattern subscriber that
+# took a message reads the index from this long before it, in milliseconds, which
+# also covers a step back of Redis's clock between the two. What it reads twice,
+# the cursor drops.
+RECENT_MARGIN_MS = 1_000
 
 
 @dataclass
 class Cursor:
-    """The last position delivered per channel; channels not yet seen start after `default`."""
+    """The last position delivered per channel; channels not yet seen start after `default`.
+
+    ``recent_after`` is where a pattern subscription's next catch-up reads the
+    recent index from (exclusive); a channel subscription does not use it.
+    """
 
     default: Position = channels.START
     seen: dict[str, Position] = field(default_factory=dict)
+    recent_after: Position = channels.START
 
     def after(self, channel: str) -> Position:
         return self.seen.get(channel, self.default)
@@ -34,7 +48,12 @@ class Cursor:
         if delivery.position <= self.after(delivery.channel):
             return False
         self.seen[delivery.channel] = delivery.position
+        self.read_recent_from(delivery.position[0] - RECENT_MARGIN_MS)
         return True
+
+    def read_recent_from(self, milliseconds: int) -> None:
+        """Catch up from the recent index no earlier than this time, in ms (never moves back)."""
+        self.recent_after = max(self.recent_after, (max(0, milliseconds), 0))
 
 
 def resume_channel(
@@ -52,42 +71,53 @@ def resume_channel(
 def resume_pattern(
     client: redis.Redis, pattern: Pattern, last_id: str | None
 ) -> tuple[Cursor, dict[str, Any] | None]:
-    """Where a pattern subscription starts.
+    """Where a pattern subscription starts: one or two reads, whatever the number of channels.
 
-    The last id is exact for its own channel; other channels resume from the same
-    millisecond, which may repeat a message of that millisecond but never skips one.
+    Without an id, with what is published from now on. With the id of a message
+    still in the recent index, exactly after it on every channel; else with a gap
+    notice, then what the recent index still holds.
     """
     if last_id is None:
         seconds, micros = client.time()
-        return Cursor(default=_just_before(seconds * 1000 + micros // 1000)), None
-    for channel in log.known_channels(client):
-        if not pattern.matches(channel):
-            continue
-        position = log.position_of(client, channel, last_id)
-        if position is not None:
-            return Cursor(default=_just_before(position[0]), seen={channel: position}), None
-    return Cursor(), gap_notice(last_id, None)
-
-
-def channels_of(client: redis.Redis, channel: str | None, pattern: Pattern | None) -> list[str]:
-    """The channels a subscription reads history from."""
-    if pattern is None:
-        return [str(channel)]
-    return [c for c in log.known_channels(client) if pattern.matches(c)]
+        now_ms = seconds * 1000 + micros // 1000
+        cursor = Cursor(default=_just_before(now_ms))
+        cursor.read_recent_from(now_ms - RECENT_MARGIN_MS)
+        return cursor, None
+    found = recent.locate(client, last_id)
+    if found is None or not pattern.matches(found.channel):
+        return Cursor(), gap_notice(last_id, None)
+    return Cursor(seen={found.channel: found.position}, recent_after=found.place), None
 
 
 def catch_up(
     client: redis.Redis, cursor: Cursor, channel: str | None, pattern: Pattern | None
 ) -> Iterator[Delivery]:
-    """What the stream retains after the cursor, on every channel the subscription hears.
+    """What is retained after the cursor, on every channel the subscription hears.
 
     Each delivery is taken by the cursor as it is handed over, so a catch-up cut
     short by a lost Redis resumes where it stopped.
     """
-    for name in channels_of(client, channel, pattern):
-        for delivery in log.read_after(client, name, cursor.after(name)):
+    if pattern is None:
+        for delivery in log.read_after(client, str(channel), cursor.after(str(channel))):
             if cursor.take(delivery):
                 yield delivery
+        return
+    yield from _catch_up_pattern(client, cursor, pattern)
+
+
+def _catch_up_pattern(client: redis.Redis, cursor: Cursor, pattern: Pattern) -> Iterator[Delivery]:
+    """Read the recent index after the cursor, fetching only the messages to deliver."""
+    for batch in recent.batches_after(client, cursor.recent_after):
+        wanted = [
+            reference
+            for reference in batch
+            if pattern.matches(reference.channel)
+            and reference.position > cursor.after(reference.channel)
+        ]
+        for delivery in recent.fetch(client, wanted):
+            if cursor.take(delivery):
+                yield delivery
+        cursor.recent_after = max(cursor.recent_after, batch[-1].place)
 
 
 def gap_notice(last_id: str, channel: str | None) -> dict[str, Any]:

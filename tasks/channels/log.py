@@ -1,13 +1,16 @@
 """A channel's durable log in Redis: appending once and publishing, and reading it back.
 
 Each channel keeps a stream (the retained messages), a hash from message id to
-stream position, and a pub/sub channel. Appending is one Lua script, so a
-message is recorded, indexed, trimmed and published atomically, exactly once.
+stream position, the bytes the stream holds, and a pub/sub channel. Appending is
+one Lua script, so a message is recorded, indexed, trimmed (by count and by
+bytes), given the channel's idle expiry, entered in the recent index and
+published atomically, exactly once.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,13 +18,14 @@ from typing import Any
 import redis
 
 from tasks import channels, keys
-from tasks.channels import Delivery, Position
+from tasks.channels import Delivery, Position, bounds, index
 from tasks.text import as_text
 
-# How many messages a channel retains by default; older ones are trimmed.
-DEFAULT_RETENTION = 10_000
-# Trimming runs once the stream is this far over its retention, so that its cost
-# (one XRANGE and one HDEL per trimmed message) is paid in batches.
+# How many messages a channel retains by default (tasks/channels/bounds.py).
+DEFAULT_RETENTION = bounds.DEFAULT_RETENTION
+# Trimming by count runs once the stream is this far over its retention, so that
+# its cost (one XRANGE and one HDEL per trimmed message) is paid in batches; the
+# recent index is trimmed the same way. Trimming by bytes runs at once.
 TRIM_BATCH = 100
 # How long a relayed message is remembered, in seconds, so that a relay task
 # redelivered after a worker died does not publish it twice. Longer than any
@@ -30,12 +34,18 @@ RELAYED_MARK_TTL_S = 7 * 86_400
 # Entries read from a stream per round trip.
 READ_BATCH = 500
 
-# KEYS: stream, positions hash, relayed mark, channel index, published counter,
-#       pending messages, pending index.
-# ARGV: message id, envelope JSON, pub/sub channel, retention, trim batch, mark TTL, name.
-_APPEND_AND_PUBLISH = """
-redis.call('HDEL', KEYS[6], ARGV[1])
-redis.call('ZREM', KEYS[7], ARGV[1])
+# KEYS: 1 stream, 2 positions hash, 3 relayed mark, 4 bytes held, 5-9 the keys of
+#       index.PRUNE_LUA (names, expiry, published, delivered, dropped counters),
+#       10 pending messages, 11 pending index, 12 recent index, 13 recent ids.
+# ARGV: 1 message id, 2 envelope JSON, 3 pub/sub channel, 4 retention (messages),
+#       5 trim batch, 6 mark TTL (s), 7 name, 8 retention (bytes), 9 idle TTL (s),
+#       10 recent index length, 11 recent trim batch, 12 now (s), 13 idle channels
+#       to remove from the index.
+_APPEND_AND_PUBLISH = (
+    index.PRUNE_LUA
+    + """
+redis.call('HDEL', KEYS[10], ARGV[1])
+redis.call('ZREM', KEYS[11], ARGV[1])
 local done = redis.call('GET', KEYS[3]) or redis.call('HGET', KEYS[2], ARGV[1])
 if done then
   return {done, 0}
@@ -43,21 +53,61 @@ end
 local position = redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'message', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], position)
 redis.call('SET', KEYS[3], position, 'EX', tonumber(ARGV[6]))
-redis.call('SADD', KEYS[4], ARGV[7])
-local retention = tonumber(ARGV[4])
-local excess = redis.call('XLEN', KEYS[1]) - retention
-if excess >= tonumber(ARGV[5]) then
-  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
-  for _, entry in ipairs(oldest) do
-    redis.call('HDEL', KEYS[2], entry[2][2])
-  end
-  redis.call('XTRIM', KEYS[1], 'MAXLEN', retention)
+local held = redis.call('INCRBY', KEYS[4], string.len(ARGV[2]))
+-- The oldest go: past the count in batches, past the bytes at once; never the newest.
+local length = redis.call('XLEN', KEYS[1])
+local over = length - tonumber(ARGV[4])
+if over < tonumber(ARGV[5]) then
+  over = 0
 end
-redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
+local most_bytes = tonumber(ARGV[8])
+if over > 0 or held > most_bytes then
+  local removed, freed, start, going = 0, 0, '-', true
+  while going do
+    local oldest = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 100)
+    if #oldest == 0 then
+      break
+    end
+    for _, entry in ipairs(oldest) do
+      if removed >= length - 1 or (removed >= over and held - freed <= most_bytes) then
+        going = false
+        break
+      end
+      redis.call('HDEL', KEYS[2], entry[2][2])
+      freed = freed + string.len(entry[2][4])
+      removed = removed + 1
+      start = '(' .. entry[1]
+    end
+  end
+  if removed > 0 then
+    redis.call('XTRIM', KEYS[1], 'MAXLEN', length - removed)
+    redis.call('DECRBY', KEYS[4], freed)
+  end
+end
+local ttl = tonumber(ARGV[9])
+local now = tonumber(ARGV[12])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('EXPIRE', KEYS[4], ttl)
+prune(KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], now, ARGV[13])
+redis.call('ZADD', KEYS[5], 0, ARGV[7])
+redis.call('ZADD', KEYS[6], now + ttl, ARGV[7])
+local place = redis.call('XADD', KEYS[12], '*', 'c', ARGV[7], 'p', position, 'i', ARGV[1])
+redis.call('HSET', KEYS[13], ARGV[1], place)
+local recent_over = redis.call('XLEN', KEYS[12]) - tonumber(ARGV[10])
+if recent_over >= tonumber(ARGV[11]) then
+  local oldest = redis.call('XRANGE', KEYS[12], '-', '+', 'COUNT', recent_over)
+  for _, entry in ipairs(oldest) do
+    redis.call('HDEL', KEYS[13], entry[2][6])
+  end
+  redis.call('XTRIM', KEYS[12], 'MAXLEN', tonumber(ARGV[10]))
+end
+redis.call('HINCRBY', KEYS[7], ARGV[7], 1)
 redis.call('PUBLISH', ARGV[3],
   '{"position":"' .. position .. '","message":' .. ARGV[2] .. '}')
 return {position, 1}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +123,10 @@ def append_and_publish(
     envelope_json: str,
     *,
     retention: int = DEFAULT_RETENTION,
+    retention_bytes: int = bounds.DEFAULT_RETENTION_BYTES,
+    idle_ttl_s: int = bounds.DEFAULT_IDLE_TTL_S,
+    recent: int = bounds.DEFAULT_RECENT_MESSAGES,
+    now_s: float | None = None,
 ) -> Appended:
     """Record the message in the channel's stream and publish it, unless done before."""
     script = client.register_script(_APPEND_AND_PUBLISH)
@@ -81,22 +135,34 @@ def append_and_publish(
             keys.channel_stream(channel),
             keys.channel_positions(channel),
             keys.relayed(channel, message_id),
-            keys.CHANNEL_INDEX,
-            keys.METRICS_CHANNEL_PUBLISHED,
+            keys.channel_bytes(channel),
+            *index.prune_keys(),
             keys.RELAY_PENDING,
             keys.RELAY_PENDING_INDEX,
+            keys.CHANNEL_RECENT,
+            keys.CHANNEL_RECENT_IDS,
         ],
         args=[
             message_id,
             envelope_json,
             keys.channel_pubsub(channel),
             retention,
-            min(TRIM_BATCH, max(1, retention // 10)),
+            _trim_batch(retention),
             RELAYED_MARK_TTL_S,
             channel,
+            retention_bytes,
+            idle_ttl_s,
+            recent,
+            _trim_batch(recent),
+            time.time() if now_s is None else now_s,
+            index.PRUNE_PER_APPEND,
         ],
     )
     return Appended(position=as_text(position), published=bool(published))
+
+
+def _trim_batch(retention: int) -> int:
+    return min(TRIM_BATCH, max(1, retention // 10))
 
 
 @dataclass(frozen=True)
@@ -107,7 +173,11 @@ class Pending:
     message_id: str
     data: Any
     published_at: str
-    retention: int
+    retention: int  # messages
+    # Added later than `retention`: a pending message recorded before has the defaults.
+    retention_bytes: int = bounds.DEFAULT_RETENTION_BYTES
+    idle_ttl_s: int = bounds.DEFAULT_IDLE_TTL_S
+    recent: int = bounds.DEFAULT_RECENT_MESSAGES
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -159,7 +229,7 @@ def read_after(
         count = READ_BATCH if remaining is None else min(READ_BATCH, remaining)
         entries = client.xrange(keys.channel_stream(channel), start, "+", count=count) or []
         for raw_position, fields in entries:
-            yield _delivery(channel, raw_position, fields)
+            yield as_delivery(channel, raw_position, fields)
         if len(entries) < count:
             return
         start = "(" + as_text(entries[-1][0])
@@ -171,10 +241,6 @@ def last_position(client: redis.Redis, channel: str) -> Position:
     """The newest position in the channel, or START when it has none."""
     entries = client.xrevrange(keys.channel_stream(channel), "+", "-", count=1)
     return channels.parse_position(as_text(entries[0][0])) if entries else channels.START
-
-
-def known_channels(client: redis.Redis) -> list[str]:
-    return sorted(as_text(name) for name in client.smembers(keys.CHANNEL_INDEX))
 
 
 @dataclass(frozen=True)
@@ -191,14 +257,15 @@ def summaries(client: redis.Redis, names: list[str]) -> list[Summary]:
             pipe.xrevrange(keys.channel_stream(name), "+", "-", count=1)
         replies = pipe.execute()
     found = []
-    for index, name in enumerate(names):
-        length, newest = replies[2 * index], replies[2 * index + 1]
+    for at, name in enumerate(names):
+        length, newest = replies[2 * at], replies[2 * at + 1]
         last_id = _fields(newest[0][1]).get("id") if newest else None
         found.append(Summary(name=name, length=int(length), last_id=last_id))
     return found
 
 
-def _delivery(channel: str, raw_position: Any, raw_fields: Any) -> Delivery:
+def as_delivery(channel: str, raw_position: Any, raw_fields: Any) -> Delivery:
+    """A stream entry as the delivery of its message."""
     fields = _fields(raw_fields)
     return Delivery(
         channel=channel,

@@ -41,6 +41,19 @@ def open_readers(
     return clients, readers
 
 
+def every_channel(http: httpx.Client) -> list[dict[str, object]]:
+    """Every page of GET /api/channels."""
+    found: list[dict[str, object]] = []
+    cursor = None
+    while True:
+        query = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = http.get("/api/channels", params=query).json()
+        found += page["channels"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
 def wait_subscribed(redis_client: redis.Redis, label: str, count: int) -> None:
     wait_until(
         lambda: subscriber_counts(redis_client).get(label, 0) >= count,
@@ -65,7 +78,7 @@ def test_fifty_concurrent_subscribers_each_receive_all_500_messages_in_order(
             received = reader.messages(MESSAGES, timeout_s=180)
             assert [m["data"] for m in received] == list(range(MESSAGES))
             assert [m["id"] for m in received] == ids
-        listed = {c["name"]: c for c in http.get("/api/channels").json()}
+        listed = {c["name"]: c for c in every_channel(http)}
         assert listed[channel]["length"] == MESSAGES
         assert listed[channel]["last_id"] == ids[-1]
         assert listed[channel]["subscribers"] == SUBSCRIBERS

@@ -31,7 +31,11 @@ def test_a_thousand_idle_streams_leave_the_api_answering(
     fault_redis: EmbeddedRedis, fault_worker: WorkerFactory, log_dir: Path
 ) -> None:
     fault_worker(concurrency=1)
-    web, base_url = start_web(fault_redis.url, log_dir)
+    # As many clients would open them: one address may hold every stream here
+    # (tests/faults/test_sse_bounds.py holds one client to its share).
+    web, base_url = start_web(
+        fault_redis.url, log_dir, env={"TASKRELAY_SSE_MAX_STREAMS_PER_CLIENT": str(IDLE_STREAMS)}
+    )
     port = int(base_url.rsplit(":", 1)[1])
     streams: list[socket.socket] = []
     try:

@@ -52,6 +52,19 @@ def wait_for_history(client: FlaskClient, channel: str, count: int) -> list[dict
     return wait_until(probe, what=f"{count} messages in {channel}")
 
 
+def every_channel(client: FlaskClient) -> list[dict[str, Any]]:
+    """Every page of GET /api/channels."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/channels", query_string=query).get_json()
+        found += page["channels"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
 def end_stream(flask_app: Flask, reader: SseReader, response: Any) -> None:
     """Stop the app's hub: the stream ends with a reconnect hint, then it can be closed."""
     flask_app.extensions["taskrelay.hub"].stop()
@@ -296,7 +309,7 @@ def test_channels_are_listed_with_length_and_last_id(client: FlaskClient) -> Non
     channel = fresh_channel()
     ids = [publish(client, channel, n)["id"] for n in range(3)]
     wait_for_history(client, channel, 3)
-    listed = {c["name"]: c for c in client.get("/api/channels").get_json()}
+    listed = {c["name"]: c for c in every_channel(client)}
     assert listed[channel] == {"name": channel, "length": 3, "last_id": ids[-1], "subscribers": 0}
 
 

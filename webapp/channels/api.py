@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -10,7 +12,7 @@ from tasks import channels
 from tasks.channels import InvalidChannel
 from tasks.channels import cursor as channel_cursor
 from tasks.channels.cursor import Cursor
-from webapp import sse
+from webapp import sse, sse_slots
 from webapp.channels import publish, read_model
 from webapp.channels.hub import Hub, Selector
 from webapp.channels.metrics import METRICS
@@ -49,7 +51,21 @@ def publish_message(channel: str) -> Response:
 
 @bp.get("/channels")
 def list_channels() -> Response:
-    return jsonify(read_model.listing(services().redis))
+    config = current_app.config
+    after = request.args.get("cursor") or None
+    if after is not None:
+        channels.check_name(after, field="cursor")
+    limit = limit_arg(
+        default=int(config["CHANNEL_LIST_DEFAULT"]), maximum=int(config["CHANNEL_LIST_MAX"])
+    )
+    return jsonify(
+        read_model.listing(
+            services().redis,
+            after=after,
+            limit=limit,
+            now_s=time.time(),
+        )
+    )
 
 
 @bp.get("/channels/<channel>/messages")
@@ -65,8 +81,11 @@ def channel_history(channel: str) -> Response:
 @bp.get("/channels/<channel>/events")
 def channel_events(channel: str) -> Response:
     channels.check_name(channel)
-    cursor, gap = channel_cursor.resume_channel(hub().client, channel, _last_event_id())
-    return _stream(Selector(channel=channel), cursor, gap)
+    last_id = _last_event_id()
+    return _stream(
+        Selector(channel=channel),
+        lambda: channel_cursor.resume_channel(hub().client, channel, last_id),
+    )
 
 
 @bp.get("/events")
@@ -75,11 +94,30 @@ def pattern_events() -> Response:
     if not raw:
         raise BadRequest("give a channel pattern, such as ?pattern=news.*", field="pattern")
     pattern = channels.parse_pattern(raw)
-    cursor, gap = channel_cursor.resume_pattern(hub().client, pattern, _last_event_id())
-    return _stream(Selector(pattern=pattern), cursor, gap)
+    last_id = _last_event_id()
+    return _stream(
+        Selector(pattern=pattern),
+        lambda: channel_cursor.resume_pattern(hub().client, pattern, last_id),
+    )
 
 
-def _stream(selector: Selector, cursor: Cursor, gap: dict[str, Any] | None) -> Response:
+Resume = Callable[[], tuple[Cursor, dict[str, Any] | None]]
+
+
+def _stream(selector: Selector, resume: Resume) -> Response:
+    """A stream that holds a slot until its response is closed; refused before any read."""
+    slot = sse_slots.claim()
+    try:
+        cursor, gap = resume()
+        response = _follow(selector, cursor, gap)
+    except BaseException:
+        slot.release()
+        raise
+    response.call_on_close(slot.release)
+    return response
+
+
+def _follow(selector: Selector, cursor: Cursor, gap: dict[str, Any] | None) -> Response:
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(float(current_app.config["SSE_WRITE_TIMEOUT_S"]))

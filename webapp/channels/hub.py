@@ -35,12 +35,6 @@ BEAT_INTERVAL_S = 2.0
 # A change of subscribers is written sooner, but not more often than this.
 BEAT_MIN_GAP_S = 0.25
 STOP_TIMEOUT_S = 5.0
-# Connections the hub's client opens at most: one for the subscription, the rest
-# shared by the SSE clients' history reads. A read waits up to POOL_WAIT_S for a
-# free connection, so a burst of thousands of clients (gevent) queues instead of
-# failing, and Redis never sees more than this many connections per process.
-POOL_MAX_CONNECTIONS = 64
-POOL_WAIT_S = 10.0
 
 
 class Resync:
@@ -121,8 +115,14 @@ class Hub:
         redis_url: str,
         metrics: ChannelMetrics,
         *,
+        pool_connections: int,
+        pool_wait_s: float,
         buffer_messages: int = DEFAULT_BUFFER_MESSAGES,
     ) -> None:
+        """``pool_connections`` and ``pool_wait_s`` bound the hub's Redis pool (settings
+        SSE_REDIS_CONNECTIONS and SSE_REDIS_WAIT_S): one connection holds the
+        subscription, the rest serve the streams' reads, and a read that finds none
+        free within the wait fails instead of queueing for ever."""
         self.redis_url = redis_url
         self.metrics = metrics
         self.buffer_messages = buffer_messages
@@ -131,7 +131,7 @@ class Hub:
         self._by_pattern: tuple[Subscription, ...] = ()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.client = _make_client(redis_url)
+        self.client = _make_client(redis_url, pool_connections, pool_wait_s)
         self._counts_changed = True
         self.hub_id = ""
 
@@ -274,11 +274,12 @@ class Hub:
             logger.info("could not remove this hub's subscriber counts; they expire")
 
 
-def _make_client(url: str) -> redis.Redis:
+def _make_client(url: str, max_connections: int, wait_s: float) -> redis.Redis:
     pool = redis.BlockingConnectionPool.from_url(
         url,
-        max_connections=POOL_MAX_CONNECTIONS,
-        timeout=POOL_WAIT_S,
+        # One for the subscription, at least one for reads.
+        max_connections=max(2, max_connections),
+        timeout=wait_s,
         socket_connect_timeout=connections.SOCKET_CONNECT_TIMEOUT_S,
         socket_timeout=connections.SOCKET_TIMEOUT_S,
         health_check_interval=connections.HEALTH_CHECK_INTERVAL_S,

@@ -1,8 +1,10 @@
 """The channels part of the OpenAPI document.
 
 Names, patterns and message ids are described by the rules ``tasks.channels``
-checks them with, and `limit` by the bounds ``webapp.channels.read_model`` reads
-history with; reserved names are refused as well, which a pattern cannot say.
+checks them with, `limit` by the bounds ``webapp.channels.read_model`` reads
+history with, and every channel and stream bound by the app's settings, which
+``webapp.channels.publish`` and ``webapp.sse_slots`` enforce; reserved names are
+refused as well, which a pattern cannot say.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ def schemas() -> dict[str, openapi.Schema]:
 
 def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
     channel = _channel_param()
+    stream_errors = _stream_errors(config)
+    summary_item = {
+        "type": "object",
+        "required": ["name", "length", "last_id", "subscribers"],
+        "properties": {
+            "name": {"type": "string"},
+            "length": {"type": "integer"},
+            "last_id": {"oneOf": [_message_id(), {"type": "null"}]},
+            "subscribers": {"type": "integer"},
+        },
+    }
+    listing = {
+        "type": "object",
+        "required": ["channels", "next_cursor"],
+        "properties": {
+            "channels": {"type": "array", "items": summary_item},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
     accepted = {
         "type": "object",
         "required": ["id", "channel"],
@@ -60,22 +81,59 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
     return {
         "/api/channels": {
             "get": {
-                "summary": "Channels with their retained length, last id and subscribers",
-                "responses": {"200": openapi.json_response({"type": "array"}, "channels")},
+                "summary": (
+                    "A page of channels in name order, with their retained length, last id "
+                    "and subscribers; pass `next_cursor` as `cursor` for the next page (null: "
+                    "no more). A channel idle for "
+                    f"{config['CHANNEL_IDLE_TTL_S']} s is gone; at most "
+                    f"{config['CHANNEL_MAX_CHANNELS']} exist"
+                ),
+                "parameters": [
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "the `next_cursor` of the previous page",
+                        "schema": {"type": "string", "pattern": f"^{channels.NAME_PATTERN}$"},
+                    },
+                    openapi.limit_param(
+                        default=config["CHANNEL_LIST_DEFAULT"], maximum=config["CHANNEL_LIST_MAX"]
+                    ),
+                ],
+                "responses": {
+                    "200": openapi.json_response(listing, "a page of channels"),
+                    **openapi.errors(400, reasons={400: "invalid cursor or limit"}),
+                },
             }
         },
         "/api/channels/{channel}/messages": {
             "post": {
                 "summary": "Publish a message to every subscriber of a channel",
+                "description": (
+                    f"`data` is at most {config['CHANNEL_MESSAGE_MAX_BYTES']} bytes as compact "
+                    f"JSON. A channel retains its newest {config['CHANNEL_RETENTION']} messages "
+                    f"and at most {config['CHANNEL_RETENTION_BYTES']} bytes of them, and expires "
+                    f"{config['CHANNEL_IDLE_TTL_S']} s after its last message. At most "
+                    f"{config['CHANNEL_MAX_CHANNELS']} channels exist: a new name past that is "
+                    "409 until idle channels expire."
+                ),
                 "parameters": [channel],
                 "requestBody": openapi.json_body(body, max_bytes=config["MAX_CONTENT_LENGTH"]),
                 "responses": {
                     "202": openapi.json_response(accepted, "accepted for relay"),
                     **openapi.errors(
                         *openapi.JSON_BODY_ERRORS,
+                        409,
                         503,
                         reasons={
                             400: "invalid channel name or body",
+                            409: (
+                                f"a new channel name while {config['CHANNEL_MAX_CHANNELS']} "
+                                "channels exist"
+                            ),
+                            413: (
+                                f"body over {config['MAX_CONTENT_LENGTH']} bytes, or `data` over "
+                                f"{config['CHANNEL_MESSAGE_MAX_BYTES']} bytes as compact JSON"
+                            ),
                             503: "broker unreachable; nothing was published",
                         },
                     ),
@@ -84,7 +142,8 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
             "get": {
                 "summary": (
                     "Retained messages, oldest first; a channel retains its newest "
-                    f"{config['CHANNEL_RETENTION']}"
+                    f"{config['CHANNEL_RETENTION']}, at most {config['CHANNEL_RETENTION_BYTES']} "
+                    "bytes of them"
                 ),
                 "parameters": [
                     channel,
@@ -106,6 +165,7 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                 "responses": {
                     "200": _EVENT_STREAM,
                     **openapi.errors(400, reasons={400: "invalid channel or id"}),
+                    **stream_errors,
                 },
             }
         },
@@ -129,10 +189,31 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                 "responses": {
                     "200": _EVENT_STREAM,
                     **openapi.errors(400, reasons={400: "invalid pattern or id"}),
+                    **stream_errors,
                 },
             }
         },
     }
+
+
+def _stream_errors(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
+    """What ``webapp.sse_slots`` answers past its bounds, with a Retry-After header."""
+    answers = openapi.errors(
+        429,
+        503,
+        reasons={
+            429: (
+                f"this client (by address) holds {config['SSE_MAX_STREAMS_PER_CLIENT']} event "
+                "streams on this web process already"
+            ),
+            503: (
+                f"this web process holds {config['SSE_MAX_STREAMS']} event streams already, "
+                "or Redis cannot be reached"
+            ),
+        },
+    )
+    retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+    return {status: {**answer, "headers": retry_after} for status, answer in answers.items()}
 
 
 def _channel_param() -> openapi.Schema:

@@ -1,4 +1,5 @@
-"""Accepting a channel message: give it an id and hand it to the relay queue."""
+"""Accepting a channel message: check its size and the cap on channels, give it an id, and
+hand it to the relay queue."""
 
 from __future__ import annotations
 
@@ -11,15 +12,24 @@ from typing import Any
 from flask import current_app
 
 from tasks import channels
+from tasks.channels import bounds, index
 from tasks.channels import log as channel_log
 from tasks.channels.relay import RELAY_TASK_NAME
 from webapp.channels.metrics import METRICS
-from webapp.errors import UNREACHABLE, BadRequest, ServiceUnavailable
+from webapp.errors import UNREACHABLE, ApiError, BadRequest, ServiceUnavailable
 from webapp.services import Services, services
 
 logger = logging.getLogger(__name__)
 
 FIELDS = ("data",)
+
+
+class MessageTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class TooManyChannels(ApiError):
+    status, code = 409, "too_many_channels"
 
 
 def parse_body(body: dict[str, Any]) -> Any:
@@ -33,14 +43,36 @@ def parse_body(body: dict[str, Any]) -> Any:
     return body["data"]
 
 
+def check_size(data: Any, max_bytes: int) -> None:
+    size = bounds.data_bytes(data)
+    if size > max_bytes:
+        raise MessageTooLarge(
+            f"the message's data is {size} bytes as compact JSON; a channel message holds "
+            f"at most {max_bytes} bytes",
+            field="data",
+        )
+
+
+def retention_of(config: Any) -> bounds.Retention:
+    """What the relay keeps of a channel, by this app's settings (TASKRELAY_CHANNEL_*)."""
+    return bounds.Retention(
+        messages=int(config["CHANNEL_RETENTION"]),
+        bytes=int(config["CHANNEL_RETENTION_BYTES"]),
+        idle_ttl_s=int(config["CHANNEL_IDLE_TTL_S"]),
+        recent=int(config["CHANNEL_RECENT_MESSAGES"]),
+    )
+
+
 def publish_here(channel: str, data: Any) -> dict[str, str]:
-    """Publish with this app's settings (TASKRELAY_CHANNEL_RETENTION) and count it."""
+    """Publish with this app's settings and count it."""
     config = current_app.config
+    check_size(data, int(config["CHANNEL_MESSAGE_MAX_BYTES"]))
     accepted = publish(
         services(),
         channels.check_name(channel),
         data,
-        retention=int(config["CHANNEL_RETENTION"]),
+        retention=retention_of(config),
+        max_channels=int(config["CHANNEL_MAX_CHANNELS"]),
         retry_after_s=config["RETRY_AFTER_S"],
     )
     METRICS.published(channel)
@@ -48,7 +80,13 @@ def publish_here(channel: str, data: Any) -> dict[str, str]:
 
 
 def publish(
-    svc: Services, channel: str, data: Any, *, retention: int, retry_after_s: int
+    svc: Services,
+    channel: str,
+    data: Any,
+    *,
+    retention: bounds.Retention,
+    max_channels: int,
+    retry_after_s: int,
 ) -> dict[str, str]:
     """Enqueue the relay task; answer the message's id, which subscribers will see."""
     pending = channel_log.Pending(
@@ -56,23 +94,41 @@ def publish(
         message_id=channels.new_message_id(),
         data=data,
         published_at=datetime.now(UTC).isoformat(),
-        retention=retention,
+        retention=retention.messages,
+        retention_bytes=retention.bytes,
+        idle_ttl_s=retention.idle_ttl_s,
+        recent=retention.recent,
     )
     message_id = pending.message_id
     try:
         # Recorded first: should the broker lose the task, the sweeper relays it.
-        channel_log.remember_pending(svc.redis, pending, time.time())
+        admitted = index.admit_and_remember(
+            svc.redis, pending, time.time(), max_channels=max_channels
+        )
+    except UNREACHABLE:
+        raise _unreachable(message_id, retry_after_s) from None
+    if not admitted:
+        raise TooManyChannels(
+            f"{max_channels} channels exist, the most this server keeps; publish to an "
+            "existing channel, or wait until idle channels expire",
+            field="channel",
+        )
+    try:
         svc.celery.send_task(
             RELAY_TASK_NAME, kwargs=asdict(pending), task_id=message_id, retry=True
         )
     except UNREACHABLE:
-        logger.warning("broker unreachable, message %s not enqueued", message_id, exc_info=True)
         _forget(svc, message_id)
-        raise ServiceUnavailable(
-            "the relay queue cannot be reached; nothing was published, try again shortly",
-            retry_after_s=retry_after_s,
-        ) from None
+        raise _unreachable(message_id, retry_after_s) from None
     return {"id": message_id, "channel": channel}
+
+
+def _unreachable(message_id: str, retry_after_s: int) -> ServiceUnavailable:
+    logger.warning("broker unreachable, message %s not enqueued", message_id, exc_info=True)
+    return ServiceUnavailable(
+        "the relay queue cannot be reached; nothing was published, try again shortly",
+        retry_after_s=retry_after_s,
+    )
 
 
 def _forget(svc: Services, message_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Reading channels for the API: the list with subscriber counts, and the history."""
+"""Reading channels for the API: pages of the list with subscriber counts, and the history."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import redis
 
 from tasks import channels
 from tasks.channels import Position
+from tasks.channels import index as channel_index
 from tasks.channels import log as channel_log
 from webapp.channels.metrics import subscriber_counts
 
@@ -33,21 +34,25 @@ def history(client: redis.Redis, channel: str, after: str | None, limit: int) ->
     }
 
 
-def listing(client: redis.Redis) -> list[dict[str, Any]]:
-    names = channel_log.known_channels(client)
+def listing(client: redis.Redis, *, after: str | None, limit: int, now_s: float) -> dict[str, Any]:
+    """A page of live channels in name order, and the cursor of the next page (or None)."""
+    page = channel_index.page(client, after=after, limit=limit, now_s=now_s)
     counts = subscriber_counts(client)
     patterns = [
         (channels.parse_pattern(label.removeprefix("pattern:")), n)
         for label, n in counts.items()
         if label.startswith("pattern:")
     ]
-    return [
-        {
-            "name": summary.name,
-            "length": summary.length,
-            "last_id": summary.last_id,
-            "subscribers": counts.get(summary.name, 0)
-            + sum(n for pattern, n in patterns if pattern.matches(summary.name)),
-        }
-        for summary in channel_log.summaries(client, names)
-    ]
+    return {
+        "channels": [
+            {
+                "name": summary.name,
+                "length": summary.length,
+                "last_id": summary.last_id,
+                "subscribers": counts.get(summary.name, 0)
+                + sum(n for pattern, n in patterns if pattern.matches(summary.name)),
+            }
+            for summary in channel_log.summaries(client, page.names)
+        ],
+        "next_cursor": page.next_cursor,
+    }

@@ -13,6 +13,8 @@
   var MAX_CHANNEL_MESSAGES = 200;
   var HISTORY_PAGE_SIZE = 100;
   var HISTORY_MAX_PAGES = 10;
+  // The channel list shows its first page only: the server pages it (GET /api/channels).
+  var CHANNEL_LIST_LIMIT = 100;
   var STATS_INTERVAL_MS = 5000;
   var RECONNECT_MIN_MS = 1000;
   var RECONNECT_MAX_MS = 30000;
@@ -541,7 +543,7 @@
   // ---- channels: list, publish ---------------------------------------------------
 
   function refreshChannels() {
-    return api("GET", "/api/channels").then(function (answer) {
+    return api("GET", "/api/channels?limit=" + CHANNEL_LIST_LIMIT).then(function (answer) {
       var rows = $("#channel-rows");
       var empty = $("#channel-empty");
       if (!answer.ok) {
