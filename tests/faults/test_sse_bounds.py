@@ -24,6 +24,7 @@ from tasks import channels
 from tasks.channels import log as channel_log
 from tests.faults.conftest import WorkerFactory
 from tests.support import start_web, stop, wait_until
+from webapp.channels.metrics import subscriber_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -164,6 +165,17 @@ def test_an_sse_flood_from_one_client_gets_429_past_its_share_while_the_api_answ
         print(f"[measure] API during the flood: {[round(s, 3) for _, s in answers]} s")
         assert [status for status, _ in answers] == [200] * 5 + [202] * 5
         assert max(seconds for _, seconds in answers) < API_BOUND_S
+
+        # Streams the client closes give their slots back within seconds.
+        close_all(streams)
+        streams = []
+
+        def admitted() -> bool:
+            sock = send_stream_request(port, "/api/channels/flood.0/events")
+            streams.append(sock)
+            return b" 200 " in read_until(sock, b"\r\n", timeout_s=5)
+
+        wait_until(admitted, timeout_s=QUIET_WITHIN_S, interval_s=0.5, what="a slot to come back")
     finally:
         close_all(streams)
         stop(web)
@@ -211,6 +223,13 @@ def test_a_pattern_storm_over_thousands_of_channels_reads_no_channel_and_ends_wi
 
         wait_until(quiet, timeout_s=QUIET_WITHIN_S, interval_s=0, what="the web to go quiet")
         print(f"[measure] quiet {time.monotonic() - gone:.1f} s after the burst left")
+        # The departed streams have ended, not merely gone idle: only the staying count.
+        wait_until(
+            lambda: subscriber_counts(redis_client).get("pattern:*") == STAYING_SUBSCRIBERS,
+            timeout_s=QUIET_WITHIN_S,
+            what="the departed subscribers' streams to end",
+        )
+        print(f"[measure] every departed stream ended {time.monotonic() - gone:.1f} s after")
 
         # Nothing is pinned: a new subscriber is served at once and hears what follows.
         fresh = send_stream_request(port, "/api/events?pattern=*")

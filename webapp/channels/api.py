@@ -129,6 +129,7 @@ def _follow(selector: Selector, cursor: Cursor, gap: dict[str, Any] | None) -> R
         cursor=cursor,
         heartbeat_s=current_app.config["SSE_HEARTBEAT_S"],
         gap=gap,
+        peer=sock,
     )
     return sse.stream(follower.events())
 

@@ -3,10 +3,14 @@
 The client subscribes to the hub before it reads the stream, so nothing can fall
 between the two; a cursor of the last position seen per channel drops whatever
 both of them hand over, so nothing arrives twice and order holds per channel.
+A client that goes away is noticed between waits, so its stream ends and frees
+its slot within seconds, not at the next keep-alive.
 """
 
 from __future__ import annotations
 
+import select
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,12 +21,16 @@ from tasks.channels import Delivery
 from tasks.channels.cursor import Cursor, catch_up
 from tasks.channels.reconnect import CATCH_UP_PATIENCE_S, CATCH_UP_RETRY_S, LOST_REDIS
 from webapp import sse
-from webapp.channels.hub import RESYNC, STOP, Hub, Selector, Subscription
+from webapp.channels.hub import RESYNC, STOP, Hub, Item, Selector, Subscription
 from webapp.channels.metrics import ChannelMetrics
 
 # Messages already waiting for a client go out in one write, up to this many:
 # a client that fell behind costs one socket send per burst, not one per message.
 MAX_FRAMES_PER_WRITE = 64
+# How often an idle stream looks whether its client closed the connection, in
+# seconds: a departed client's stream ends (and gives back its slot) within this
+# long instead of at the next keep-alive write, 15 s away.
+DEPARTURE_CHECK_S = 2.0
 
 
 def frame(delivery: Delivery) -> str:
@@ -38,6 +46,8 @@ class ChannelStream:
     cursor: Cursor
     heartbeat_s: float
     gap: dict[str, object] | None = None
+    # The client's connection, when the server lends it (gunicorn does).
+    peer: socket.socket | None = None
 
     def events(self) -> Iterator[str]:
         subscription = self.hub.subscribe(self.selector)
@@ -60,7 +70,9 @@ class ChannelStream:
                 # Too slow to keep up, or the server is stopping: the client
                 # reconnects with Last-Event-ID and the stream fills the rest.
                 raise _Reconnect
-            item = subscription.next(self.heartbeat_s)
+            item = self._next(subscription)
+            if item is GONE:
+                return
             if item is None:
                 yield sse.KEEPALIVE
                 continue
@@ -80,6 +92,17 @@ class ChannelStream:
             if frames:
                 yield "".join(frames)
 
+    def _next(self, subscription: Subscription) -> Item | _Gone | None:
+        """The next item; None after a heartbeat's wait; GONE once the client left."""
+        deadline = time.monotonic() + self.heartbeat_s
+        while (left := deadline - time.monotonic()) > 0:
+            item = subscription.next(min(left, DEPARTURE_CHECK_S))
+            if item is not None:
+                return item
+            if self.peer is not None and peer_closed(self.peer):
+                return GONE
+        return None
+
     def _catch_up(self) -> Iterator[str]:
         deadline = time.monotonic() + CATCH_UP_PATIENCE_S
         channel, pattern = self.selector.channel, self.selector.pattern
@@ -98,6 +121,22 @@ class ChannelStream:
         """The frame of a delivery the cursor has taken, counted as delivered."""
         self.metrics.delivered(delivery.channel)
         return frame(delivery)
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """Whether the client closed its connection, found without waiting or reading its bytes."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:  # reset, or closed under us
+        return True
+
+
+class _Gone:
+    """Marker: the client closed its connection."""
+
+
+GONE = _Gone()
 
 
 class _Reconnect(Exception):
