@@ -81,7 +81,10 @@ if over > 0 or held > most_bytes then
   end
   if removed > 0 then
     redis.call('XTRIM', KEYS[1], 'MAXLEN', length - removed)
-    redis.call('DECRBY', KEYS[4], freed)
+    -- Below zero only for a stream older than its count (an upgrade): start over.
+    if redis.call('DECRBY', KEYS[4], freed) < 0 then
+      redis.call('SET', KEYS[4], 0)
+    end
   end
 end
 local ttl = tonumber(ARGV[9])

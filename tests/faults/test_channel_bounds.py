@@ -385,3 +385,31 @@ def test_a_pattern_catch_up_skips_messages_their_channel_no_longer_retains(
     caught_up = list(cursor.catch_up(fault_redis_client, start, None, pattern))
 
     assert [d.message_id for d in caught_up] == [newest_a, newest_b]
+
+
+# -- the OpenAPI document ----------------------------------------------------------------
+
+
+def test_the_openapi_document_states_the_bounds_the_app_applies(make_app: AppFactory) -> None:
+    app = make_app(
+        CHANNEL_MESSAGE_MAX_BYTES=1234,
+        CHANNEL_MAX_CHANNELS=56,
+        CHANNEL_RETENTION_BYTES=78901,
+        SSE_MAX_STREAMS_PER_CLIENT=7,
+        SSE_MAX_STREAMS=89,
+        CHANNEL_LIST_MAX=321,
+    )
+    paths = app.test_client().get("/api/openapi.json").get_json()["paths"]
+
+    publish = paths["/api/channels/{channel}/messages"]["post"]
+    assert "1234 bytes" in publish["description"] and "78901 bytes" in publish["description"]
+    assert "1234 bytes" in publish["responses"]["413"]["description"]
+    assert "56 channels" in publish["responses"]["409"]["description"]
+    for path in ("/api/events", "/api/channels/{channel}/events"):
+        responses = paths[path]["get"]["responses"]
+        assert "7 event streams" in responses["429"]["description"]
+        assert "89 event streams" in responses["503"]["description"]
+        assert "Retry-After" in responses["429"]["headers"]
+    listing = paths["/api/channels"]["get"]
+    [limit] = [p for p in listing["parameters"] if p["name"] == "limit"]
+    assert limit["schema"]["maximum"] == 321
