@@ -104,8 +104,27 @@ class BatchedAckQoS(kombu_redis.QoS):
             pipe.execute()
 
     def restore_unacked(self, client: Any = None) -> None:
+        """Put the held messages back on their queues, or leave them in their records.
+
+        Called as the channel closes. When Redis cannot be reached (the usual reason
+        a channel closes with messages held: the broker connection was lost), the
+        records stay as they are, and any worker's ``restore_visible`` puts each one
+        back once, after the visibility timeout (see tasks/celery_ext/transport.py).
+        """
         # Acknowledged messages must not go back: their records go first, and
         # kombu's list of deliveries forgets them before the held ones are restored.
-        self.flush_acks()
-        self._flush()
-        super().restore_unacked(client)
+        try:
+            self.flush_acks()
+            self._flush()
+            super().restore_unacked(client)
+        except self.channel.connection_errors as exc:
+            held = len(self._delivered)
+            # Forgotten here so that nothing renews their leases: the records age
+            # into the visibility timeout and come back from there.
+            self._delivered.clear()
+            logger.warning(
+                "Redis is unreachable (%r): %d held message(s) stay in their in-flight "
+                "records and are delivered again after the visibility timeout",
+                exc,
+                held,
+            )

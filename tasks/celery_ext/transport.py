@@ -30,6 +30,21 @@ start, after a wait, after a fetch that left messages behind) and the bounded wa
 otherwise. A fetch's reply holds messages already recorded, so it is always read,
 even when the window has since closed; kombu parks a ``BRPOP`` reply in that case.
 
+When the broker connection is lost, Celery closes it, and kombu hands the messages
+the worker holds (prefetched, waiting for a countdown, running with late acks) back
+as the channel closes. A restore that reaches Redis puts each one back on its queue
+(one ``WATCH`` transaction per message that also deletes its records, so it cannot
+come back twice). One that cannot reach Redis, the usual case when the connection
+was lost, leaves the records where the fetch wrote them: they survive a Redis
+restart (append-only file), no lease renews them any more, and any worker's
+``restore_visible`` puts each back once after the visibility timeout. Forcing the
+restore instead is not possible without Redis, and dumping the messages to a local
+file would deliver them a second time next to their records. By the time kombu
+closes the channel, Celery has detached its transport from the broker address; a
+client asked for then raises a connection error, which kombu and Celery handle as
+Redis being away, instead of the ``AttributeError`` in kombu's ``_connparams`` that
+killed the worker.
+
 Every client object outside the event loop is one per channel: kombu builds a new
 ``redis.Redis`` for each command, and its constructor cost about a tenth of a worker
 main process's CPU per task.
@@ -44,6 +59,7 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.utils.json import dumps, loads
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from tasks.celery_ext import atomic_publish, fetch
@@ -109,6 +125,13 @@ class Channel(kombu_redis.Channel):
     # -- clients --------------------------------------------------------------
 
     def _create_client(self, asynchronous: bool = False) -> Any:
+        if self.connection is None or self.connection.client is None:
+            # kombu detached this channel's transport from its broker connection
+            # (Celery closing a lost connection), so no address is left to connect
+            # to. A connection error here is what every caller already handles as
+            # Redis being unreachable; kombu's own transport fails with an
+            # AttributeError that kills the worker.
+            raise RedisConnectionError("the channel's broker connection is closed")
         if asynchronous:
             # The event loop's own client (fetch, wait, LISTEN) stays kombu's.
             return super()._create_client(asynchronous=True)
