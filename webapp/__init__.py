@@ -19,6 +19,7 @@ from webapp import (
     schedules,
     services,
     settings,
+    sse_slots,
     tasks,
     workflows,
 )
@@ -38,6 +39,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     headers,
     auth,
     limits,
+    sse_slots,
     memory_guard,
     tasks,
     channels,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 from flask_limiter.util import get_remote_address
 
 from webapp.errors import ApiError, ServiceUnavailable
@@ -81,8 +82,8 @@ class StreamSlots:
             return self._open
 
 
-def install(app: Flask) -> StreamSlots:
-    """The app's slots, made once from its settings (any area that streams may call this)."""
+def init_app(app: Flask) -> StreamSlots:
+    """The app's slots, made once from its settings, for every area that streams."""
     if EXTENSION_KEY not in app.extensions:
         app.extensions[EXTENSION_KEY] = StreamSlots(
             total=int(app.config["SSE_MAX_STREAMS"]),
@@ -97,3 +98,19 @@ def claim() -> Slot:
     """A slot for the current request's client, identified as the rate limiter does."""
     slots: StreamSlots = current_app.extensions[EXTENSION_KEY]
     return slots.claim(get_remote_address() or "unknown")
+
+
+def slotted(open_stream: Callable[[], Response]) -> Response:
+    """A stream that holds a slot until its response is closed; refused before any read.
+
+    ``open_stream`` does the stream's first reads and returns its response; it runs
+    only once the slot is taken, and the slot is given back if it raises.
+    """
+    slot = claim()
+    try:
+        response = open_stream()
+    except BaseException:
+        slot.release()
+        raise
+    response.call_on_close(slot.release)
+    return response

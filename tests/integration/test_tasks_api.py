@@ -379,3 +379,20 @@ def test_metrics_count_tasks_per_task_with_runtimes_and_queue_depth(client: Flas
     assert after[submitted] >= before.get(submitted, 0) + 1
     assert after[("taskrelay_task_runtime_seconds_count", "consume")] >= 1
     assert ("taskrelay_queue_depth", "tasks") in after
+
+
+def test_task_event_streams_take_a_stream_slot_like_channel_streams(redis_url: str) -> None:
+    capped = create_app({"TESTING": True, "REDIS_URL": redis_url, "SSE_MAX_STREAMS_PER_CLIENT": 1})
+    try:
+        client = capped.test_client()
+        task_id = client.post("/api/tasks", json={"task": "consume", "args": [1]}).get_json()["id"]
+        first = client.get(f"/api/tasks/{task_id}/events", buffered=False)
+        second = client.get(f"/api/tasks/{task_id}/events", buffered=False)
+        assert first.status_code == 200
+        assert second.status_code == 429 and int(second.headers["Retry-After"]) > 0
+        first.close()
+        third = client.get(f"/api/tasks/{task_id}/events", buffered=False)
+        assert third.status_code == 200
+        third.close()
+    finally:
+        capped.extensions["taskrelay"].close()

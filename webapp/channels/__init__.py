@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp import sse_slots
 from webapp.channels import api
 from webapp.channels.hub import DEFAULT_BUFFER_MESSAGES, Hub
 from webapp.channels.metrics import METRICS
@@ -24,7 +23,6 @@ def init_app(app: Flask) -> None:
         buffer_messages=int(app.config["SSE_BUFFER_MESSAGES"]),
     )
     app.extensions[api.HUB_EXTENSION_KEY] = hub
-    sse_slots.install(app)
     # The hub's thread stops before the clients it reads with are closed.
     services_of(app).on_close.append(hub.stop)
     app.register_blueprint(api.bp)

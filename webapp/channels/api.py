@@ -106,15 +106,12 @@ Resume = Callable[[], tuple[Cursor, dict[str, Any] | None]]
 
 def _stream(selector: Selector, resume: Resume) -> Response:
     """A stream that holds a slot until its response is closed; refused before any read."""
-    slot = sse_slots.claim()
-    try:
+
+    def open_stream() -> Response:
         cursor, gap = resume()
-        response = _follow(selector, cursor, gap)
-    except BaseException:
-        slot.release()
-        raise
-    response.call_on_close(slot.release)
-    return response
+        return _follow(selector, cursor, gap)
+
+    return sse_slots.slotted(open_stream)
 
 
 def _follow(selector: Selector, cursor: Cursor, gap: dict[str, Any] | None) -> Response:

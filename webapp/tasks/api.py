@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from tasks import deadletters, records, registry
-from webapp import sse
+from webapp import sse, sse_slots
 from webapp.errors import BadRequest, Conflict, NotFound
 from webapp.jsonbody import read_json_object
 from webapp.query import limit_arg
@@ -42,9 +42,13 @@ def get_task(task_id: str) -> Response:
 
 @bp.get("/tasks/<task_id>/events")
 def task_events(task_id: str) -> Response:
-    _load_or_404(task_id)
     heartbeat_s = current_app.config["SSE_HEARTBEAT_S"]
-    return sse.stream(read_model.event_stream(services(), task_id, heartbeat_s))
+
+    def open_stream() -> Response:
+        _load_or_404(task_id)
+        return sse.stream(read_model.event_stream(services(), task_id, heartbeat_s))
+
+    return sse_slots.slotted(open_stream)
 
 
 @bp.delete("/tasks/<task_id>")

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from tasks import records
 from tasks.workflows import state
-from webapp import sse
+from webapp import sse, sse_slots
 from webapp.errors import Conflict, NotFound
 from webapp.jsonbody import read_json_object
 from webapp.services import services
@@ -45,12 +45,17 @@ def get_workflow(workflow_id: str) -> Response:
 
 @bp.get("/workflows/<workflow_id>/events")
 def workflow_events(workflow_id: str) -> Response:
-    svc = services()
-    stored = state.read(svc.redis, workflow_id) if _plausible(workflow_id) else None
-    if stored is None:
-        raise _not_found(workflow_id)
     heartbeat_s = current_app.config["SSE_HEARTBEAT_S"]
-    return sse.stream(read_model.event_stream(svc, workflow_id, stored.plan.steps, heartbeat_s))
+
+    def open_stream() -> Response:
+        svc = services()
+        stored = state.read(svc.redis, workflow_id) if _plausible(workflow_id) else None
+        if stored is None:
+            raise _not_found(workflow_id)
+        steps = stored.plan.steps
+        return sse.stream(read_model.event_stream(svc, workflow_id, steps, heartbeat_s))
+
+    return sse_slots.slotted(open_stream)
 
 
 @bp.delete("/workflows/<workflow_id>")
