@@ -46,7 +46,8 @@ def make_client(
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_S, **options
     )
-    return redis.Redis(connection_pool=pool)
+    # The client owns its pool: closing the client closes the pool's connections.
+    return redis.Redis.from_pool(pool)
 
 
 @functools.cache
