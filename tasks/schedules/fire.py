@@ -9,7 +9,8 @@ transaction WATCHes the schedule and its claim, and before it runs re-reads them
 the schedule changed, or this scheduler lost the lease, nothing at all is sent. A
 scheduler killed mid-fire leaves either all of it or none; a paused one that wakes
 finds the claim moved on. The task id is derived from (schedule, slot), so even a
-fire whose reply was lost names the same task when it is looked at again.
+fire whose reply was lost names the same task when it is looked at again. Several
+slots (of different schedules) may go in one transaction: all of them or none.
 
 On another broker the claim and the record commit first and the message follows:
 a scheduler killed between the two loses that slot (at most once, never twice).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -41,10 +43,16 @@ logger = logging.getLogger(__name__)
 _SLOT_NAMESPACE = uuid.UUID("4f6b0e52-5c4e-4a57-9d55-5b0f0d1c7a11")
 SCHEDULED = "schedule"
 MANUAL = "manual"
-# KEYS: the schedule, its claim, the lease. What the guard compares with what was read.
+# KEYS: each schedule and its claim, then the lease; what the guard compares with
+# what was read: each schedule's updated_at and claim, then the lease's holder.
 _GUARD = """
-return {redis.call('HGET', KEYS[1], 'updated_at'), redis.call('GET', KEYS[2]),
-        redis.call('GET', KEYS[3])}
+local found = {}
+for i = 1, #KEYS - 1, 2 do
+    found[#found + 1] = redis.call('HGET', KEYS[i], 'updated_at') or false
+    found[#found + 1] = redis.call('GET', KEYS[i + 1]) or false
+end
+found[#found + 1] = redis.call('GET', KEYS[#KEYS]) or false
+return found
 """
 
 
@@ -106,9 +114,42 @@ class Run:
         return json.dumps(self.as_json(), separators=(",", ":"))
 
 
+# A task to send: its schedule, its run, and what was read before, to check (None: by hand).
+Fire = tuple[Schedule, Run, Seen | None]
+
+
 def slot_task_id(schedule_id: str, slot: datetime) -> str:
     """The task id of a slot's fire: the same however often the fire is tried."""
     return str(uuid.uuid5(_SLOT_NAMESPACE, f"{schedule_id}@{slot.isoformat()}"))
+
+
+@dataclass(frozen=True)
+class Due:
+    """A slot the scheduler decided to fire, from what it read (`seen`)."""
+
+    schedule: Schedule
+    slot: datetime
+    seen: Seen
+    # Slots passed over with this fire (misfires), counted when it commits.
+    missed: int = 0
+
+
+def fire_slots(publisher: Publisher, due: Sequence[Due], *, now: datetime) -> list[Run]:
+    """Fire slots through their claims in one transaction: all of them, or none (Stale)
+    when anything changed since it was read."""
+    fires = [(d.schedule, _slot_run(d, now), d.seen) for d in due]
+    lags = [run.lag_s or 0.0 for _, run, _ in fires]
+
+    def commands(pipe: Any) -> None:
+        for (schedule, run, _), d in zip(fires, due, strict=True):
+            _record_and_run(pipe, schedule, run, now)
+            _claim(pipe, schedule, d.slot)
+        metrics.count(pipe, metrics.FIRED, len(fires))
+        metrics.count(pipe, metrics.MISSED, sum(d.missed for d in due))
+        metrics.lags(pipe, lags)
+
+    _commit(publisher, fires, commands)
+    return [run for _, run, _ in fires]
 
 
 def fire_slot(
@@ -121,24 +162,7 @@ def fire_slot(
     now: datetime,
 ) -> Run:
     """Fire one slot through its claim; Stale (nothing sent) if anything changed since `seen`."""
-    lag_s = max(0.0, (now - slot).total_seconds())
-    run = Run(
-        task_id=slot_task_id(schedule.id, slot),
-        trigger=SCHEDULED,
-        slot=slot.isoformat(),
-        fired_at=now.isoformat(),
-        lag_s=round(lag_s, 3),
-        scheduler=seen.holder,
-    )
-
-    def commands(pipe: Any) -> None:
-        _record_and_run(pipe, schedule, run, now)
-        _claim(pipe, schedule, slot)
-        metrics.count(pipe, metrics.FIRED)
-        metrics.count(pipe, metrics.MISSED, missed)
-        metrics.lag(pipe, lag_s)
-
-    _commit(publisher, schedule, run, commands, seen=seen)
+    [run] = fire_slots(publisher, [Due(schedule, slot, seen, missed)], now=now)
     return run
 
 
@@ -148,11 +172,14 @@ def pass_over(
     """Move the claim to `slot` without firing (missed slots under ``skip``, a task
     that cannot be sent); Stale if anything changed since `seen`."""
     with client.pipeline() as pipe:
-        _watch_and_check(pipe, schedule, seen)
+        _watch_and_check(pipe, [(schedule, seen)])
         pipe.multi()
         _claim(pipe, schedule, slot)
         metrics.count(pipe, metrics.MISSED, missed)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            raise Stale(f"{schedule.name} changed while passing over") from None
 
 
 def fire_now(publisher: Publisher, schedule: Schedule, *, now: datetime) -> Run:
@@ -170,67 +197,91 @@ def fire_now(publisher: Publisher, schedule: Schedule, *, now: datetime) -> Run:
         _record_and_run(pipe, schedule, run, now)
         metrics.count(pipe, metrics.MANUAL)
 
-    _commit(publisher, schedule, run, commands, seen=None)
+    _commit(publisher, [(schedule, run, None)], commands)
     return run
 
 
-def _commit(
-    publisher: Publisher, schedule: Schedule, run: Run, commands: Any, *, seen: Seen | None
-) -> None:
+def _slot_run(due: Due, now: datetime) -> Run:
+    return Run(
+        task_id=slot_task_id(due.schedule.id, due.slot),
+        trigger=SCHEDULED,
+        slot=due.slot.isoformat(),
+        fired_at=now.isoformat(),
+        lag_s=round(max(0.0, (now - due.slot).total_seconds()), 3),
+        scheduler=due.seen.holder,
+    )
+
+
+def _commit(publisher: Publisher, fires: Sequence[Fire], commands: Callable[[Any], None]) -> None:
+    guarded = [(schedule, seen) for schedule, _, seen in fires if seen is not None]
     if not publisher.atomic:
-        _commit_then_send(publisher, schedule, run, commands, seen=seen)
+        _commit_then_send(publisher, fires, commands, guarded)
         return
     try:
         with (
             publisher.celery.producer_or_acquire() as producer,
             atomic_publish.transaction(producer) as transaction,
         ):
-            _send(publisher.celery, schedule, run, producer)
+            for schedule, run, _ in fires:
+                _send(publisher.celery, schedule, run, producer)
             pipe = transaction.pipeline()
             if pipe is None:
                 raise RuntimeError("the broker transport lent no transaction to publish in")
             commands(pipe)
-            if seen is not None:
+            if guarded:
                 # After the commands are queued: WATCH runs at once, the rest waits for EXEC.
-                _watch_and_check(pipe, schedule, seen)
+                _watch_and_check(pipe, guarded)
     except redis.WatchError:
-        raise Stale(f"schedule {schedule.id} changed while firing; nothing was sent") from None
+        raise Stale("a schedule changed while firing; nothing was sent") from None
 
 
 def _commit_then_send(
-    publisher: Publisher, schedule: Schedule, run: Run, commands: Any, *, seen: Seen | None
+    publisher: Publisher,
+    fires: Sequence[Fire],
+    commands: Callable[[Any], None],
+    guarded: list[tuple[Schedule, Seen]],
 ) -> None:
     with publisher.redis.pipeline() as pipe:
-        if seen is not None:
-            _watch_and_check(pipe, schedule, seen)
+        if guarded:
+            _watch_and_check(pipe, guarded)
         pipe.multi()
         commands(pipe)
         try:
             pipe.execute()
         except redis.WatchError:
-            raise Stale(f"schedule {schedule.id} changed while firing") from None
-    try:
-        _send(publisher.celery, schedule, run, None)
-    except Exception:
-        logger.exception("the message of %s (%s) was not sent", schedule.name, run.slot)
-        records.forget_submission(publisher.redis, run.task_id)
-        raise
+            raise Stale("a schedule changed while firing; nothing was sent") from None
+    for schedule, run, _ in fires:
+        try:
+            _send(publisher.celery, schedule, run, None)
+        except Exception:
+            logger.exception("the message of %s (%s) was not sent", schedule.name, run.slot)
+            records.forget_submission(publisher.redis, run.task_id)
+            raise
 
 
-def _watch_and_check(pipe: Any, schedule: Schedule, seen: Seen) -> None:
-    """WATCH the schedule and its claim, then check them and the lease against `seen`."""
-    definition, claim = keys.schedule(schedule.id), keys.schedule_claim(schedule.id)
-    pipe.watch(definition, claim)
-    updated_at, claimed, holder = (
+def _watch_and_check(pipe: Any, guarded: Sequence[tuple[Schedule, Seen]]) -> None:
+    """WATCH each schedule and its claim, then check them and the lease against what was seen."""
+    names = [name for schedule, _ in guarded for name in _guarded_keys(schedule)]
+    pipe.watch(*names)
+    replies = [
         None if value is None else as_text(value)
-        for value in pipe.eval(_GUARD, 3, definition, claim, keys.SCHEDULER_LEASE)
-    )
-    if claimed != seen.claim:
-        raise Stale(f"{schedule.name}: another scheduler claimed the slot", reason=CLAIMED)
-    if holder != seen.holder:
-        raise Stale(f"{schedule.name}: this scheduler no longer holds the lease", reason=LEASE_LOST)
-    if updated_at != seen.updated_at:
-        raise Stale(f"{schedule.name}: the schedule changed or was deleted")
+        for value in pipe.eval(_GUARD, len(names) + 1, *names, keys.SCHEDULER_LEASE)
+    ]
+    holder = replies[-1]
+    for index, (schedule, seen) in enumerate(guarded):
+        updated_at, claimed = replies[2 * index], replies[2 * index + 1]
+        if claimed != seen.claim:
+            raise Stale(f"{schedule.name}: another scheduler claimed the slot", reason=CLAIMED)
+        if holder != seen.holder:
+            raise Stale(
+                f"{schedule.name}: this scheduler no longer holds the lease", reason=LEASE_LOST
+            )
+        if updated_at != seen.updated_at:
+            raise Stale(f"{schedule.name}: the schedule changed or was deleted")
+
+
+def _guarded_keys(schedule: Schedule) -> tuple[str, str]:
+    return keys.schedule(schedule.id), keys.schedule_claim(schedule.id)
 
 
 def _record_and_run(pipe: Any, schedule: Schedule, run: Run, now: datetime) -> None:

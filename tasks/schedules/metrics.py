@@ -8,6 +8,7 @@ counts nothing it did not do.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +34,18 @@ def count(pipe: Any, event: str, amount: int = 1) -> None:
         pipe.hincrby(keys.METRICS_SCHEDULES, event, amount)
 
 
-def lag(pipe: Any, seconds: float) -> None:
+def lags(pipe: Any, seconds: list[float]) -> None:
+    """Add fire lags to the histogram: one command per bucket touched, one for the sum."""
+    if not seconds:
+        return
+    for bucket, fires in Counter(map(_bucket, seconds)).items():
+        pipe.hincrby(keys.METRICS_SCHEDULES, _LAG + bucket, fires)
+    pipe.hincrbyfloat(keys.METRICS_SCHEDULES, _LAG_SUM, sum(seconds))
+
+
+def _bucket(seconds: float) -> str:
     index = bisect.bisect_left(LAG_BUCKETS_S, seconds)
-    bucket = str(LAG_BUCKETS_S[index]) if index < len(LAG_BUCKETS_S) else INF
-    pipe.hincrby(keys.METRICS_SCHEDULES, _LAG + bucket, 1)
-    pipe.hincrbyfloat(keys.METRICS_SCHEDULES, _LAG_SUM, seconds)
+    return str(LAG_BUCKETS_S[index]) if index < len(LAG_BUCKETS_S) else INF
 
 
 @dataclass

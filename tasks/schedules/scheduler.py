@@ -32,7 +32,7 @@ from kombu.exceptions import OperationalError
 from tasks import keys
 from tasks.errors import InvalidArgument
 from tasks.schedules import fire, lease, metrics
-from tasks.schedules.fire import Publisher, Seen, Stale, fire_slot, pass_over
+from tasks.schedules.fire import Due, Publisher, Seen, Stale, fire_slots, pass_over
 from tasks.schedules.model import RUN_ONCE, Schedule, UnknownTask
 from tasks.schedules.slots import missed_between
 from tasks.schedules.store import epoch, instant
@@ -52,6 +52,8 @@ STANDBY_POLL_MAX_S = 1.0
 ACTIVE_POLL_S = 0.5
 # Due schedules read per round trip.
 DUE_BATCH = 500
+# Slots fired in one transaction: one WATCH, one check and one EXEC for all of them.
+FIRE_BATCH = 100
 # Misfires counted one by one at most; beyond it only the newest is found.
 MISSED_COUNT_CAP = 100_000
 # Every scheduler beats this often, in seconds (the compose health check reads it).
@@ -183,7 +185,12 @@ class Scheduler:
         return wait
 
     def fire_due(self) -> int:
-        """Fire (or pass over) every slot due now, one step per schedule per round; return fires."""
+        """Fire (or pass over) every slot due now, one slot per schedule per round; return fires.
+
+        The slots of a round go out in transactions of FIRE_BATCH; one that is refused
+        (a schedule changed, or another scheduler claimed a slot) is tried again one
+        slot at a time, so that only the stale slots are dropped.
+        """
         fired = 0
         while self.monotonic() < self._renew_at:
             now = instant(self.clock())
@@ -195,12 +202,19 @@ class Scheduler:
             ]
             if not ids:
                 break
-            stepped = 0
+            due: list[Due] = []
+            passed = 0
             for schedule, claim, updated_at in self._read(ids):
-                outcome = self._step(schedule, claim, updated_at, now)
-                stepped += outcome != _IDLE
-                fired += outcome == _FIRED
-            if not stepped:
+                step = self._plan(schedule, Seen(updated_at, claim, self.id), now)
+                if isinstance(step, Due):
+                    due.append(step)
+                else:
+                    passed += step
+            for start in range(0, len(due), FIRE_BATCH):
+                if self._renew_at == 0.0:
+                    break  # the lease was lost meanwhile
+                fired += self.fire_batch(due[start : start + FIRE_BATCH], now)
+            if not (due or passed) or self._renew_at == 0.0:
                 break
         return fired
 
@@ -225,9 +239,10 @@ class Scheduler:
             )
         return found
 
-    def _step(self, schedule: Schedule, claim: str | None, updated_at: str, now: datetime) -> str:
-        """Fire the schedule's next due slot, or pass over its misfires, or re-index it."""
-        seen = Seen(updated_at=updated_at, claim=claim, holder=self.id)
+    def _plan(self, schedule: Schedule, seen: Seen, now: datetime) -> Due | int:
+        """The schedule's next slot to fire; else pass over its misfires or re-index it
+        (returning how many schedules moved on: 1 or 0)."""
+        claim = seen.claim
         cursor = instant(float(claim)) if claim is not None else schedule.created_at
         window = schedule.window()
         boundary = now - timedelta(seconds=self.settings.misfire_grace_s)
@@ -237,35 +252,44 @@ class Scheduler:
             on_time = None
         if not schedule.enabled or (missed.latest is None and on_time is None):
             self._reindex(schedule, seen, cursor)
-            return _IDLE
-        try:
-            if missed.latest is not None and (schedule.misfire == RUN_ONCE or on_time is None):
-                if schedule.misfire == RUN_ONCE:
-                    self._fire(schedule, missed.latest, seen, missed.count - 1, now)
-                    return _FIRED
-                pass_over(self.redis, schedule, missed.latest, seen=seen, missed=missed.count)
-                return _PASSED
-            assert on_time is not None
-            self._fire(schedule, on_time, seen, missed.count, now)
-            return _FIRED
-        except Stale as stale:
-            logger.info("not fired: %s", stale)
-            if stale.reason == fire.CLAIMED:
-                metrics.count(self.redis, metrics.REFUSED)
-            elif stale.reason == fire.LEASE_LOST:
-                self._renew_at = 0.0  # stop firing; the next turn finds out
-                return _IDLE
-            return _PASSED
+            return 0
+        if missed.latest is not None and schedule.misfire == RUN_ONCE:
+            return Due(schedule, missed.latest, seen, missed.count - 1)
+        if on_time is not None:
+            return Due(schedule, on_time, seen, missed.count)
+        assert missed.latest is not None
+        return self._pass_over(Due(schedule, missed.latest, seen, missed.count))
 
-    def _fire(
-        self, schedule: Schedule, slot: datetime, seen: Seen, missed: int, now: datetime
-    ) -> None:
+    def fire_batch(self, due: list[Due], now: datetime) -> int:
+        """Fire slots in one transaction, else one by one; return how many fired."""
         try:
-            fire_slot(self.publisher, schedule, slot, seen=seen, missed=missed, now=now)
+            fire_slots(self.publisher, due, now=now)
+            return len(due)
+        except Stale as stale:
+            if stale.reason == fire.LEASE_LOST:
+                logger.info("not fired: %s", stale)
+                self._renew_at = 0.0  # stop firing; the next turn finds out
+                return 0
+            if len(due) == 1:
+                logger.info("not fired: %s", stale)
+                if stale.reason == fire.CLAIMED:
+                    metrics.count(self.redis, metrics.REFUSED)
+                return 0
         except (UnknownTask, InvalidArgument) as error:
-            # The task's module is gone or its signature changed: the slot cannot run.
-            logger.error("schedule %s cannot fire %s: %s", schedule.name, slot, error)
-            pass_over(self.redis, schedule, slot, seen=seen, missed=missed + 1)
+            if len(due) == 1:
+                # The task's module is gone or its signature changed: the slot cannot run.
+                [one] = due
+                logger.error("schedule %s cannot fire %s: %s", one.schedule.name, one.slot, error)
+                self._pass_over(Due(one.schedule, one.slot, one.seen, one.missed + 1))
+                return 0
+        return sum(self.fire_batch([one], now) for one in due)
+
+    def _pass_over(self, due: Due) -> int:
+        try:
+            pass_over(self.redis, due.schedule, due.slot, seen=due.seen, missed=due.missed)
+        except Stale as stale:
+            logger.info("not passed over: %s", stale)
+        return 1
 
     def _reindex(self, schedule: Schedule, seen: Seen, cursor: datetime) -> None:
         """Put a schedule with nothing due now back at its next slot, if it is as it was read."""
@@ -288,6 +312,3 @@ if redis.call('HGET', KEYS[1], 'updated_at') ~= ARGV[1] then return 0 end
 if ARGV[3] == '' then return redis.call('ZREM', KEYS[2], ARGV[2]) end
 return redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 """
-
-
-_IDLE, _FIRED, _PASSED = "idle", "fired", "passed"

@@ -28,8 +28,8 @@ from tasks import keys, task_modules
 from tasks.app_factory import create_celery_app
 from tasks.queues import TASK_QUEUE
 from tasks.schedules import fire, lease, store
-from tasks.schedules.model import new_schedule, patched
-from tasks.schedules.scheduler import Settings
+from tasks.schedules.model import Schedule, new_schedule, patched
+from tasks.schedules.scheduler import Scheduler, Settings
 from tests.faults.conftest import WorkerFactory
 from tests.support import log_tail, stop, wait_until
 
@@ -53,7 +53,7 @@ class Schedulers:
     log_dir: Path
     started: list[Child]
 
-    def start(self, name: str) -> Child:
+    def start(self, name: str, env: dict[str, str] | None = None) -> Child:
         child = Child(
             name,
             roles.scheduler_argv(),
@@ -62,6 +62,7 @@ class Schedulers:
                 "REDIS_URL": self.redis_url,
                 "PYTHONUNBUFFERED": "1",
                 "TASKRELAY_SCHEDULER_LEASE_S": str(SCHEDULER_LEASE_S),
+                **(env or {}),
             },
         )
         child.start()
@@ -349,3 +350,62 @@ def test_a_scheduler_that_read_before_another_fired_or_took_the_lease_sends_noth
     )
     assert reason == fire.CHANGED
     assert not client.exists(keys.task_record(fire.slot_task_id(schedule.id, later)))
+
+
+def test_a_batch_with_one_stale_slot_fires_the_others_and_refuses_only_that_one(
+    publisher: fire.Publisher,
+) -> None:
+    client = publisher.redis
+    now = datetime.now(UTC)
+    made = [
+        new_schedule(
+            {"name": f"batch-{n}", "task": "noop", "every_s": 1}, now=now - timedelta(seconds=5)
+        )
+        for n in range(3)
+    ]
+    for schedule in made:
+        store.create(client, schedule)
+    scheduler = Scheduler(publisher, Settings(lease_s=30), "a")
+    assert lease.acquire(client, "a", ttl_s=30)
+
+    def due(schedule: Schedule) -> fire.Due:
+        seen = fire.Seen(
+            client.hget(keys.schedule(schedule.id), "updated_at").decode(),
+            client.get(keys.schedule_claim(schedule.id)).decode(),
+            "a",
+        )
+        slot = schedule.window().after(schedule.created_at)
+        assert slot is not None
+        return fire.Due(schedule, slot, seen)
+
+    batch = [due(schedule) for schedule in made]
+    # Another scheduler fired the second schedule's slot after this one read it.
+    fire.fire_slots(publisher, [batch[1]], now=now)
+    assert stale_fire(publisher, lambda: fire.fire_slots(publisher, batch, now=now)) == fire.CLAIMED
+
+    assert scheduler.fire_batch(batch, now) == 2
+    assert client.llen(TASK_QUEUE) == 3  # one message per slot: two now, one before
+    assert client.hget(keys.METRICS_SCHEDULES, "refused") == b"1"
+    for one in batch:
+        assert len(store.runs(client, one.schedule.id, 10)) == 1
+
+
+def test_on_kombu_s_own_transport_the_claim_commits_first_and_each_slot_still_fires_once(
+    fault_client: FlaskClient,
+    fault_redis_client: redis.Redis,
+    fault_worker: WorkerFactory,
+    schedulers: Schedulers,
+) -> None:
+    # kombu's stock transport lends no transaction: claim and record, then the message.
+    kombu = {"TASKRELAY_BROKER_TRANSPORT": "kombu"}
+    fault_worker(concurrency=1, env=kombu)
+    client = fault_redis_client
+    ids = make_schedules(fault_client, 2)
+    schedulers.start("scheduler-a", env=kombu)
+    schedulers.start("scheduler-b", env=kombu)
+    let_fire(client, ids, 3)
+    for child in schedulers.started:
+        stop(child)
+    runs = all_runs(client, ids)
+    assert_each_slot_fired_once_and_none_lost(client, runs)
+    wait_succeeded(client, runs)
