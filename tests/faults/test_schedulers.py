@@ -39,8 +39,9 @@ pytestmark = pytest.mark.slow
 # active scheduler's death (the default lease is 6 s, a 7 s bound).
 SCHEDULER_LEASE_S = 2.0
 TAKEOVER_BOUND_S = Settings(lease_s=SCHEDULER_LEASE_S).takeover_bound_s
-# After the lease passes, the new active one fires at its next turn.
-FIRE_AFTER_TAKEOVER_S = 0.5
+# After the lease passes, the new active one fires at its next turn (on a busy machine,
+# within a second).
+FIRE_AFTER_TAKEOVER_S = 1.0
 # Schedules firing every second, side by side: a few hundred fires in half a minute.
 SCHEDULES = 10
 # How long each phase lets the schedules fire, in seconds.
