@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import uuid
@@ -11,9 +10,10 @@ from typing import Any
 
 import redis
 
-from tasks import defaults, keys, records
+from tasks import keys, records
 from tasks.celery_ext import atomic_publish
-from webapp.errors import UNREACHABLE, Conflict, ServiceUnavailable
+from webapp import idempotency
+from webapp.errors import UNREACHABLE, ServiceUnavailable
 from webapp.services import Services
 from webapp.tasks import read_model as task_views
 from webapp.tasks.request import Submission
@@ -42,7 +42,13 @@ def submit(
     claimed_key = None
     try:
         if idempotency_key is not None:
-            first = _claim_key(services.redis, idempotency_key, body_fingerprint, task_id)
+            first = idempotency.claim(
+                services.redis,
+                keys.idempotency(idempotency_key),
+                body_fingerprint,
+                task_id,
+                "task_id",
+            )
             if first is not None:
                 return _existing(services, first), False
             claimed_key = idempotency_key
@@ -52,24 +58,6 @@ def submit(
         _undo(services, task_id, claimed_key)
         raise unavailable(retry_after_s) from None
     return records.document(task_id, record, None), True
-
-
-def _claim_key(client: redis.Redis, key: str, body_fingerprint: str, task_id: str) -> str | None:
-    """Claim an Idempotency-Key for this task; return the first task's id if it was taken."""
-    claim = json.dumps({"fingerprint": body_fingerprint, "task_id": task_id})
-    redis_key = keys.idempotency(key)
-    if client.set(redis_key, claim, nx=True, ex=defaults.IDEMPOTENCY_TTL_S):
-        return None
-    raw = client.get(redis_key)
-    if raw is None:  # expired between the two calls: the key is free again
-        return _claim_key(client, key, body_fingerprint, task_id)
-    first = json.loads(raw)
-    if first["fingerprint"] != body_fingerprint:
-        raise Conflict(
-            "this Idempotency-Key was already used with a different body",
-            field="Idempotency-Key",
-        )
-    return str(first["task_id"])
 
 
 def _existing(services: Services, task_id: str) -> dict[str, Any]:

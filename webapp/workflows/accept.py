@@ -3,16 +3,14 @@ record and first steps sent together (``tasks.workflows.dispatch``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
 
-import redis
-
-from tasks import defaults, keys, records
+from tasks import keys, records
 from tasks.workflows import description, dispatch, state
 from tasks.workflows.plan import Plan
+from webapp import idempotency
 from webapp.errors import UNREACHABLE, ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
 from webapp.services import Services
 from webapp.workflows import read_model
@@ -54,7 +52,13 @@ def submit(
     first_steps = plan.initial()
     try:
         if idempotency_key is not None:
-            first = _claim_key(services.redis, idempotency_key, body_fingerprint, workflow_id)
+            first = idempotency.claim(
+                services.redis,
+                keys.workflow_idempotency(idempotency_key),
+                body_fingerprint,
+                workflow_id,
+                "workflow_id",
+            )
             if first is not None:
                 return _existing(services, first), False
             claimed_key = idempotency_key
@@ -92,26 +96,6 @@ def submit(
         finished_steps=0,
     )
     return read_model.document(workflow_id, accepted, {}), True
-
-
-def _claim_key(
-    client: redis.Redis, key: str, body_fingerprint: str, workflow_id: str
-) -> str | None:
-    """Claim an Idempotency-Key; return the first workflow's id if it was taken already."""
-    claim = json.dumps({"fingerprint": body_fingerprint, "workflow_id": workflow_id})
-    redis_key = keys.workflow_idempotency(key)
-    if client.set(redis_key, claim, nx=True, ex=defaults.IDEMPOTENCY_TTL_S):
-        return None
-    raw = client.get(redis_key)
-    if raw is None:  # expired between the two calls: the key is free again
-        return _claim_key(client, key, body_fingerprint, workflow_id)
-    first = json.loads(raw)
-    if first["fingerprint"] != body_fingerprint:
-        raise Conflict(
-            "this Idempotency-Key was already used with a different body",
-            field="Idempotency-Key",
-        )
-    return str(first["workflow_id"])
 
 
 def _existing(services: Services, workflow_id: str) -> dict[str, Any]:
