@@ -9,7 +9,8 @@ import sys
 import click
 
 import celeryconfig
-from taskrelay.client import DEFAULT_URL, ApiError, Client, parse_value
+from taskrelay.cli_options import api_options
+from taskrelay.client import ApiError, Client, parse_value
 from taskrelay.follow import Follower, Gap
 from tasks import channels, redis_urls
 from tasks.channels import InvalidChannel
@@ -18,14 +19,7 @@ from tasks.channels import InvalidChannel
 @click.command()
 @click.argument("channel")
 @click.argument("data")
-@click.option(
-    "--url",
-    default=lambda: os.environ.get("TASKRELAY_URL", DEFAULT_URL),
-    show_default=DEFAULT_URL,
-)
-@click.option(
-    "--token", default=lambda: os.environ.get("TASKRELAY_API_TOKEN"), help="API bearer token."
-)
+@api_options
 def publish(channel: str, data: str, url: str, token: str | None) -> None:
     """Publish DATA (a JSON value or a plain string) on CHANNEL; print the message id."""
     client = Client(url, token)

@@ -13,6 +13,7 @@ import click
 from taskrelay import channel_commands, schedule_commands, workflow_commands
 from taskrelay import client as api
 from taskrelay.bench import command as bench_command
+from taskrelay.cli_options import api_options
 from taskrelay.errors import SetupError
 
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
@@ -101,14 +102,7 @@ def up(
 @click.option("--kw", "kwargs", multiple=True, metavar="NAME=VALUE", help="A keyword argument.")
 @click.option("--wait", is_flag=True, help="Follow the task to its end, with a progress bar.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait with --wait.")
-@click.option(
-    "--url",
-    default=lambda: os.environ.get("TASKRELAY_URL", api.DEFAULT_URL),
-    show_default=api.DEFAULT_URL,
-)
-@click.option(
-    "--token", default=lambda: os.environ.get("TASKRELAY_API_TOKEN"), help="API bearer token."
-)
+@api_options
 def submit(
     task: str,
     args: tuple[str, ...],

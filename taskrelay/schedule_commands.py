@@ -8,28 +8,17 @@ only talk to the API.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from taskrelay.client import DEFAULT_URL, ApiError, Client, parse_keywords, parse_value
+from taskrelay.cli_options import api_options
+from taskrelay.client import ApiError, Client, parse_keywords, parse_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Runs `taskrelay schedule show` lists.
 SHOWN_RUNS = 10
-
-
-def _api_options(command: F) -> F:
-    command = click.option(
-        "--token", default=lambda: os.environ.get("TASKRELAY_API_TOKEN"), help="API bearer token."
-    )(command)
-    return click.option(
-        "--url",
-        default=lambda: os.environ.get("TASKRELAY_URL", DEFAULT_URL),
-        show_default=DEFAULT_URL,
-    )(command)
 
 
 def _call(url: str, token: str | None, action: Callable[[Client], Any]) -> Any:
@@ -63,7 +52,7 @@ def schedule() -> None:
 @click.option("--start", "start_at", help="First instant, ISO 8601 with a zone.")
 @click.option("--end", "end_at", help="Last instant, ISO 8601 with a zone.")
 @click.option("--paused", is_flag=True, help="Create it paused.")
-@_api_options
+@api_options
 def add(
     name: str,
     task: str,
@@ -108,7 +97,7 @@ def add(
 
 @schedule.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Every document as a JSON line.")
-@_api_options
+@api_options
 def list_schedules(as_json: bool, url: str, token: str | None) -> None:
     """List schedules, newest first: name, timing, state, next fire, last run."""
     found = _call(url, token, lambda client: client.list_schedules())
@@ -118,7 +107,7 @@ def list_schedules(as_json: bool, url: str, token: str | None) -> None:
 
 @schedule.command()
 @click.argument("ref")
-@_api_options
+@api_options
 def show(ref: str, url: str, token: str | None) -> None:
     """Print a schedule's document and its newest runs as JSON."""
 
@@ -131,7 +120,7 @@ def show(ref: str, url: str, token: str | None) -> None:
 
 @schedule.command()
 @click.argument("ref")
-@_api_options
+@api_options
 def pause(ref: str, url: str, token: str | None) -> None:
     """Stop firing REF (its slots while paused are not caught up on)."""
     _call(url, token, lambda client: client.update_schedule(ref, {"enabled": False}))
@@ -140,7 +129,7 @@ def pause(ref: str, url: str, token: str | None) -> None:
 
 @schedule.command()
 @click.argument("ref")
-@_api_options
+@api_options
 def resume(ref: str, url: str, token: str | None) -> None:
     """Fire REF again from its next slot; print that slot."""
     doc = _call(url, token, lambda client: client.update_schedule(ref, {"enabled": True}))
@@ -150,7 +139,7 @@ def resume(ref: str, url: str, token: str | None) -> None:
 
 @schedule.command()
 @click.argument("ref")
-@_api_options
+@api_options
 def run(ref: str, url: str, token: str | None) -> None:
     """Run REF's task now, paused or not; print the task's id."""
     fired = _call(url, token, lambda client: client.run_schedule(ref))
@@ -159,7 +148,7 @@ def run(ref: str, url: str, token: str | None) -> None:
 
 @schedule.command()
 @click.argument("ref")
-@_api_options
+@api_options
 def rm(ref: str, url: str, token: str | None) -> None:
     """Delete REF and its runs (the tasks it started stay)."""
     _call(url, token, lambda client: client.delete_schedule(ref))

@@ -8,13 +8,13 @@ workflow's events with a progress bar over all its steps, as ``taskrelay submit
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import IO, Any
 
 import click
 
-from taskrelay.client import DEFAULT_URL, ApiError, Client
+from taskrelay.cli_options import api_options
+from taskrelay.client import ApiError, Client
 
 # How a workflow ends (tasks.workflows.state.OUTCOMES).
 ENDED = ("SUCCESS", "FAILURE", "REVOKED")
@@ -29,14 +29,7 @@ def workflow() -> None:
 @click.argument("file", type=click.File("r"))
 @click.option("--wait", is_flag=True, help="Follow the workflow to its end, with a progress bar.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait with --wait.")
-@click.option(
-    "--url",
-    default=lambda: os.environ.get("TASKRELAY_URL", DEFAULT_URL),
-    show_default=DEFAULT_URL,
-)
-@click.option(
-    "--token", default=lambda: os.environ.get("TASKRELAY_API_TOKEN"), help="API bearer token."
-)
+@api_options
 def submit(file: IO[str], wait: bool, timeout: float, url: str, token: str | None) -> None:
     """Submit the workflow described in FILE (JSON; - reads standard input); print its id.
 
