@@ -10,7 +10,18 @@ from typing import Any
 
 import click
 
-from taskrelay.bench import chaos, drain, e2e, fanout, http_submit, levers, loadgen, report
+from taskrelay.bench import (
+    chaos,
+    chord,
+    drain,
+    e2e,
+    fanout,
+    http_submit,
+    levers,
+    loadgen,
+    report,
+)
+from taskrelay.bench import schedules as schedules_bench
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.progress import Progress
 from taskrelay.bench.results import Section
@@ -34,6 +45,10 @@ class BenchOptions:
     chaos_workers: int
     chaos_kill_interval_s: float
     chaos_kills: int | None
+    schedules: int = 1000
+    schedules_duration_s: float = 60.0
+    chord_steps: int = 200
+    chord_repeats: int = 5
     only: tuple[str, ...] = ()
 
     def http_load(self) -> http_submit.Load:
@@ -51,6 +66,14 @@ class BenchOptions:
         return chaos.ChaosLoad(
             self.chaos_tasks, self.chaos_workers, self.chaos_kill_interval_s, self.chaos_kills
         )
+
+    def schedules_load(self) -> schedules_bench.SchedulesLoad:
+        return schedules_bench.SchedulesLoad(
+            self.schedules, self.schedules_duration_s, self.processes
+        )
+
+    def chord_load(self) -> chord.ChordLoad:
+        return chord.ChordLoad(self.chord_steps, self.chord_repeats, self.processes)
 
 
 @dataclass(frozen=True)
@@ -87,6 +110,16 @@ SCENARIOS = (
         "chaos",
         lambda o: o.chaos_load().describe(),
         lambda stack, o: chaos.run(stack, o.chaos_load()),
+    ),
+    Scenario(
+        "schedules",
+        lambda o: o.schedules_load().describe(),
+        lambda stack, o: schedules_bench.run(stack, o.schedules_load()),
+    ),
+    Scenario(
+        "chord",
+        lambda o: o.chord_load().describe(),
+        lambda stack, o: chord.run(stack, o.chord_load()),
     ),
 )
 SCENARIO_KEYS = tuple(scenario.key for scenario in SCENARIOS)
@@ -189,6 +222,14 @@ def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
 @click.option(
     "--chaos-kills", default=0, show_default=True, help="Stop killing after this many (0: never)."
 )
+@click.option("--schedules", default=1000, show_default=True, help="Schedules firing every 1 s.")
+@click.option(
+    "--schedules-duration", default=60.0, show_default=True, help="Seconds the schedules fire."
+)
+@click.option("--chord-steps", default=200, show_default=True, help="No-op steps of the chord.")
+@click.option(
+    "--chord-repeats", default=5, show_default=True, help="Chords per subject (median reported)."
+)
 @click.option(
     "--output",
     default="bench-results",
@@ -214,6 +255,10 @@ def bench(output: Path, with_levers: bool, **values: Any) -> None:
         chaos_workers=values["chaos_workers"],
         chaos_kill_interval_s=values["chaos_kill_interval"],
         chaos_kills=values["chaos_kills"] or None,
+        schedules=values["schedules"],
+        schedules_duration_s=values["schedules_duration"],
+        chord_steps=values["chord_steps"],
+        chord_repeats=values["chord_repeats"],
         only=tuple(values["only"]),
     )
     if report.matplotlib_missing():
