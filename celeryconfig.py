@@ -117,12 +117,25 @@ task_queues = _broker_settings["task_queues"]
 # Quorum queues refuse global QoS; Celery detects them and uses per-consumer QoS.
 worker_detect_quorum_queues = True
 
+# A task's result write (its state, record, dead letter: one script) is retried
+# with backoff for this many seconds while Redis is down or stalled, so a Redis
+# freeze delays a running task's end instead of failing it (docs/reliability.md).
+# The web keeps a short bound of its own (webapp/services.py).
+result_write_retry_s = float(os.environ.get("TASKRELAY_RESULT_WRITE_RETRY", "300"))
 result_backend_transport_options = {
-    "retry_policy": {"timeout": 5.0},
+    "retry_policy": {
+        "timeout": result_write_retry_s,
+        "max_retries": None,
+        "interval_start": 0.5,
+        "interval_step": 0.5,
+        "interval_max": 5.0,
+    },
     "socket_connect_timeout": 2,
 }
 redis_socket_connect_timeout = 2
-redis_socket_timeout = 30
+# A worker's result connection waits this long for a reply; a stall past it is
+# retried (result_write_retry_s), so it only bounds one attempt.
+redis_socket_timeout = float(os.environ.get("TASKRELAY_REDIS_SOCKET_TIMEOUT", "30"))
 redis_retry_on_timeout = True
 redis_backend_health_check_interval = 25
 

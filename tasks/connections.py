@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -12,6 +13,15 @@ from redis.retry import Retry
 SOCKET_CONNECT_TIMEOUT_S = 2
 SOCKET_TIMEOUT_S = 10
 HEALTH_CHECK_INTERVAL_S = 25
+
+# A web request that needs Redis answers within this bound even when Redis is
+# frozen (SIGSTOP, a stuck fork, a paused VM): a frozen Redis still accepts TCP
+# connections, so only a read timeout notices it. One command waits at most
+# WEB_SOCKET_TIMEOUT_S, is not sent again after a timeout, and its 503 carries
+# Retry-After; publishing tries twice (webapp/services.py). docs/reliability.md.
+WEB_STALL_BOUND_S = 3.0
+WEB_SOCKET_TIMEOUT_S = 1.0
+WEB_SOCKET_CONNECT_TIMEOUT_S = 1.0
 
 
 # Workers ride out a Redis restart (about ten seconds of retries); the web
@@ -27,11 +37,14 @@ RETRY_BACKOFF_BASE_S = 0.1
 # makes a caller wait this long for a connection instead of failing at once.
 WEB_MAX_CONNECTIONS = 2000
 POOL_WAIT_S = 5.0
+# The web's wait for a free connection, inside WEB_STALL_BOUND_S with one command.
+WEB_POOL_WAIT_S = 1.5
 
 
 def make_client(
     url: str, *, retries: int = WORKER_RETRIES, max_connections: int | None = None
 ) -> redis.Redis:
+    """A worker's client: long timeouts, and retries that ride out a restart or a stall."""
     options = {
         "socket_connect_timeout": SOCKET_CONNECT_TIMEOUT_S,
         "socket_timeout": SOCKET_TIMEOUT_S,
@@ -41,10 +54,36 @@ def make_client(
         ),
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
     }
+    return _client(url, options, max_connections, POOL_WAIT_S)
+
+
+def make_web_client(url: str, *, max_connections: int = WEB_MAX_CONNECTIONS) -> redis.Redis:
+    """A web process's client: a frozen Redis costs one command WEB_SOCKET_TIMEOUT_S.
+
+    A refused or reset connection is tried once more (a restarted Redis leaves
+    stale pooled sockets); a timeout is not, as it would double the wait.
+    """
+    options = {
+        "socket_connect_timeout": WEB_SOCKET_CONNECT_TIMEOUT_S,
+        "socket_timeout": WEB_SOCKET_TIMEOUT_S,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "retry": Retry(
+            ExponentialBackoff(cap=RETRY_BACKOFF_CAP_S, base=RETRY_BACKOFF_BASE_S),
+            WEB_RETRIES,
+            supported_errors=(redis.ConnectionError,),
+        ),
+        "retry_on_error": [redis.ConnectionError],
+    }
+    return _client(url, options, max_connections, WEB_POOL_WAIT_S)
+
+
+def _client(
+    url: str, options: dict[str, Any], max_connections: int | None, pool_wait_s: float
+) -> redis.Redis:
     if max_connections is None:
         return redis.Redis.from_url(url, **options)
     pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=POOL_WAIT_S, **options
+        url, max_connections=max_connections, timeout=pool_wait_s, **options
     )
     # The client owns its pool: closing the client closes the pool's connections.
     return redis.Redis.from_pool(pool)

@@ -13,6 +13,9 @@ CELERY_RESULT_PREFIX = "celery-task-meta-"
 TASK_INDEX = PREFIX + "tasks"
 DEAD_LETTER_INDEX = PREFIX + "deadletters"
 REVOKED = PREFIX + "revoked"
+# Countdown/eta tasks accepted and not yet started, scored by when they are due
+# (tasks/delayed.py): the count behind TASKRELAY_MAX_DELAYED_TASKS.
+DELAYED_TASKS = PREFIX + "delayed"
 # Cluster-wide counters and histograms behind GET /metrics (tasks/metrics.py).
 METRICS_TASK_EVENTS = PREFIX + "metrics:task-events"
 METRICS_TASK_RUNTIME = PREFIX + "metrics:task-runtime"

@@ -108,6 +108,8 @@ def mark_started(
         if started_meta is not None:
             # EVAL, not EVALSHA: a pipeline cannot reload a script Redis forgot.
             pipe.eval(GUARDED_SET, 1, started_meta.key, started_meta.encoded, started_meta.ttl_s)
+        # A started countdown/eta task no longer counts against the cap (tasks/delayed.py).
+        pipe.zrem(keys.DELAYED_TASKS, task_id)
         replies = pipe.execute()
     return Start(revoked=replies[3] is not None, deliveries=int(replies[1]))
 
@@ -122,6 +124,7 @@ def revoke(client: redis.Redis, task_id: str) -> None:
     now = datetime.now(UTC).timestamp()
     with client.pipeline(transaction=False) as pipe:
         pipe.zadd(keys.REVOKED, {task_id: now})
+        pipe.zrem(keys.DELAYED_TASKS, task_id)
         # A task older than its record cannot arrive any more; forget its revoke.
         pipe.zremrangebyscore(keys.REVOKED, 0, now - defaults.TASK_RECORD_TTL_S)
         pipe.execute()

@@ -56,6 +56,10 @@ class UnsupportedMediaType(ApiError):
     status, code = 415, "unsupported_media_type"
 
 
+class TooManyRequests(ApiError):
+    status, code = 429, "too_many_requests"
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 

@@ -20,6 +20,9 @@ TASK_LIST_DEFAULT = 50
 # A countdown or eta further away than this is refused: the task's record and
 # result must outlive the wait (tasks.defaults.TASK_RECORD_TTL_S is a day).
 MAX_DELAY_S = 12 * 3600
+# Countdown/eta tasks accepted and not yet started, in all: each waits in a
+# worker's memory until due, so past this a delayed submit is 429 (tasks/delayed.py).
+MAX_DELAYED_TASKS = 1_000
 # Seconds between SSE keep-alive comments; also how often a stream re-reads state.
 SSE_HEARTBEAT_S = 15.0
 # What a 503 tells the caller to wait before trying again, in seconds.
@@ -56,6 +59,7 @@ def defaults() -> dict[str, Any]:
         "TASK_LIST_MAX": TASK_LIST_MAX,
         "TASK_LIST_DEFAULT": TASK_LIST_DEFAULT,
         "MAX_DELAY_S": MAX_DELAY_S,
+        "MAX_DELAYED_TASKS": MAX_DELAYED_TASKS,
         "SSE_HEARTBEAT_S": SSE_HEARTBEAT_S,
         "RETRY_AFTER_S": RETRY_AFTER_S,
         # Channels: what each keeps, for how long, how many, how large a message.

@@ -10,10 +10,10 @@ from typing import Any
 
 import redis
 
-from tasks import keys, records
+from tasks import delayed, keys, records
 from tasks.celery_ext import atomic_publish
 from webapp import idempotency
-from webapp.errors import UNREACHABLE, ServiceUnavailable
+from webapp.errors import UNREACHABLE, ServiceUnavailable, TooManyRequests
 from webapp.services import Services
 from webapp.tasks import read_model as task_views
 from webapp.tasks.request import Submission
@@ -52,12 +52,36 @@ def submit(
             if first is not None:
                 return _existing(services, first), False
             claimed_key = idempotency_key
+        _count_delayed(services, submission, task_id, retry_after_s, claimed_key)
         record = _record_and_send(services, submission, task_id, extra or {})
     except UNREACHABLE:
         logger.warning("broker unreachable, task %s not enqueued", task_id, exc_info=True)
         _undo(services, task_id, claimed_key)
         raise unavailable(retry_after_s) from None
     return records.document(task_id, record, None), True
+
+
+def _count_delayed(
+    services: Services,
+    submission: Submission,
+    task_id: str,
+    retry_after_s: int,
+    claimed_key: str | None,
+) -> None:
+    """Count a countdown/eta task against the cap, or refuse it; tasks due now pass by."""
+    now = datetime.now(UTC)
+    if submission.eta is None or delay_seconds(submission.eta, now) is None:
+        return
+    limit = services.max_delayed_tasks
+    if delayed.claim(services.redis, task_id, submission.eta.timestamp(), now.timestamp(), limit):
+        return
+    if claimed_key is not None:
+        services.redis.delete(keys.idempotency(claimed_key))
+    raise TooManyRequests(
+        f"{limit} countdown/eta tasks are pending already (TASKRELAY_MAX_DELAYED_TASKS); "
+        "nothing was enqueued, try again once some have started",
+        retry_after_s=retry_after_s,
+    )
 
 
 def _existing(services: Services, task_id: str) -> dict[str, Any]:
@@ -142,6 +166,7 @@ def _send(services: Services, submission: Submission, task_id: str, producer: An
 def _undo(services: Services, task_id: str, idempotency_key: str | None) -> None:
     try:
         records.forget_submission(services.redis, task_id)
+        delayed.release(services.redis, task_id)
         if idempotency_key is not None:
             services.redis.delete(keys.idempotency(idempotency_key))
     except UNREACHABLE:

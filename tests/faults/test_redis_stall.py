@@ -1,0 +1,85 @@
+"""A frozen Redis (SIGSTOP): the web answers 503 within a bound, a running task still succeeds.
+
+A stalled Redis accepts connections and never answers, so only timeouts notice it.
+The web's are short (tasks/connections.py), a worker's result write is retried for
+minutes (celeryconfig.result_write_retry_s); docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from taskrelay.embedded_redis import EmbeddedRedis
+from tasks import keys
+from tasks.connections import WEB_STALL_BOUND_S
+from tests.faults.conftest import WorkerFactory
+from tests.faults.helpers import Stopwatch, runs, submit, wait_for_state, wait_started
+
+pytestmark = pytest.mark.slow
+
+FREEZE_S = 20.0
+# The worker's result connection gives up on one reply after this many seconds,
+# well inside the freeze, so the task's result write must be retried to succeed.
+WORKER_REDIS_SOCKET_TIMEOUT_S = 3
+# The task ends this long after the freeze began, while Redis is still frozen.
+TASK_SECONDS = 4.0
+
+
+@contextmanager
+def frozen(server: EmbeddedRedis) -> Iterator[None]:
+    assert server.process is not None
+    pid = server.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def timed(call: object) -> tuple[float, int]:
+    clock = Stopwatch()
+    response = call()  # type: ignore[operator]
+    return clock.seconds(), response.status_code
+
+
+def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
+    fault_redis: EmbeddedRedis,
+    fault_client: FlaskClient,
+    fault_redis_client: redis.Redis,
+    fault_worker: WorkerFactory,
+    markers: Path,
+) -> None:
+    fault_worker(
+        concurrency=1, env={"TASKRELAY_REDIS_SOCKET_TIMEOUT": str(WORKER_REDIS_SOCKET_TIMEOUT_S)}
+    )
+    running = submit(
+        fault_client, "record_run", marker_dir=str(markers), name="across", seconds=TASK_SECONDS
+    )
+    wait_started(markers, "across")
+    with frozen(fault_redis):
+        began = time.monotonic()
+        answers = {
+            "submit": timed(
+                lambda: fault_client.post("/api/tasks", json={"task": "consume", "args": [1]})
+            ),
+            "read": timed(lambda: fault_client.get(f"/api/tasks/{running}")),
+            "ready": timed(lambda: fault_client.get("/readyz")),
+        }
+        # The freeze must outlast the task and several of the worker's timeouts.
+        time.sleep(max(0.0, FREEZE_S - (time.monotonic() - began)))
+        assert runs(markers, "across") == 1, "the task should have ended during the freeze"
+    for what, (seconds, status) in answers.items():
+        assert status == 503, what
+        assert seconds < WEB_STALL_BOUND_S, f"{what} took {seconds:.1f} s"
+    doc = wait_for_state(fault_client, running, "SUCCESS", "FAILURE", timeout_s=40)
+    assert doc["state"] == "SUCCESS", doc
+    assert fault_redis_client.exists(keys.dead_letter(running)) == 0
