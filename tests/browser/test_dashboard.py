@@ -14,7 +14,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from taskrelay import roles
 from taskrelay.processes import Child
-from tests.support import free_port, log_tail, stop, wait_until
+from taskrelay.waiting import free_port
+from tests.support import log_tail, stop, wait_until
 
 pytestmark = pytest.mark.browser
 

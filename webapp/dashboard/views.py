@@ -1,4 +1,4 @@
-"""The dashboard page and the article's two triggers."""
+"""The dashboard page, the workflow view, and the article's two triggers."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from webapp.errors import UNREACHABLE
 from webapp.services import services
 from webapp.tasks import accept, read_model
 from webapp.tasks.request import parse_submission
+from webapp.workflows.read_model import WORKFLOW_ID_MAX_CHARS
 
 bp = Blueprint("dashboard", __name__)
 
@@ -26,6 +27,10 @@ ARTICLE_NUMBER_RANGE = range(9)
 # How many recent tasks and dead letters the page shows when it is rendered.
 DASHBOARD_TASKS = 20
 DASHBOARD_DEAD_LETTERS = 20
+# What /workflows/<id> answers for an id far longer than any workflow's.
+NO_SUCH_WORKFLOW_PAGE = (
+    '<!doctype html><html lang="en"><title>No such workflow</title><p>No such workflow.</p></html>'
+)
 # The task the submit form offers first: it shows a progress bar moving.
 DEFAULT_FORM_TASK = "long_task"
 
@@ -127,6 +132,18 @@ def param_hint(param: dict[str, Any]) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@bp.get("/workflows/<workflow_id>")
+def workflow(workflow_id: str) -> Response:
+    """A workflow drawn as a graph; the page's script reads and follows it over the API."""
+    if len(workflow_id) > WORKFLOW_ID_MAX_CHARS:
+        return page(NO_SUCH_WORKFLOW_PAGE, 404)
+    reads_need_token = auth.tokens_of(current_app).reads_closed
+    html = render_template(
+        "workflow.html", workflow_id=workflow_id, reads_need_token=reads_need_token
+    )
+    return page(html)
 
 
 @bp.get(auth.PRODCONS_PATH)

@@ -740,6 +740,199 @@
     watchChannel(channel);
   }
 
+  // ---- schedules ---------------------------------------------------------------
+
+  // Schedules have no event stream: the list is read again every few seconds
+  // while the tab is visible, with each shown schedule's newest runs.
+  var SCHEDULES_INTERVAL_MS = 2000;
+  var SCHEDULE_LIST_LIMIT = 20;
+  var SCHEDULE_RUNS_SHOWN = 5;
+
+  function scheduleTiming(schedule) {
+    if (schedule.cron) return "cron " + schedule.cron + " (" + schedule.timezone + ")";
+    return "every " + schedule.every_s + " s";
+  }
+
+  function scheduleButton(action, text, schedule) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.dataset.action = action;
+    button.dataset.scheduleId = schedule.id;
+    button.textContent = text;
+    button.setAttribute("aria-label", text + " schedule " + schedule.name);
+    return button;
+  }
+
+  function renderSchedule(schedule, runs) {
+    var item = document.createElement("li");
+    item.className = "schedule";
+    item.dataset.scheduleId = schedule.id;
+    item.dataset.enabled = schedule.enabled ? "true" : "false";
+    var head = document.createElement("div");
+    head.className = "task-head";
+    var name = document.createElement("span");
+    name.className = "task-name";
+    name.textContent = schedule.name;
+    var task = document.createElement("code");
+    task.textContent = schedule.task + " " + JSON.stringify(schedule.args) + " " + JSON.stringify(schedule.kwargs);
+    var timing = document.createElement("span");
+    timing.className = "retries";
+    timing.textContent = scheduleTiming(schedule) + (schedule.enabled ? "" : ", paused");
+    head.append(name, task, timing);
+    head.append(
+      schedule.enabled ? scheduleButton("schedule-pause", "Pause", schedule) : scheduleButton("schedule-resume", "Resume", schedule),
+      scheduleButton("schedule-run", "Run now", schedule),
+      scheduleButton("schedule-delete", "Delete", schedule)
+    );
+    var next = document.createElement("p");
+    next.className = "hint";
+    next.dataset.field = "next-fire";
+    next.textContent = schedule.next_fire_times.length ? "Next fire: " + schedule.next_fire_times[0] : "Next fire: none";
+    var runList = document.createElement("ol");
+    runList.className = "schedule-runs";
+    runList.setAttribute("aria-label", "Last runs of " + schedule.name);
+    runs.forEach(function (run) {
+      var runItem = document.createElement("li");
+      runItem.dataset.taskId = run.task_id;
+      var link = document.createElement("a");
+      link.href = run.links.task;
+      link.textContent = run.task_id.slice(0, 8);
+      var when = document.createElement("span");
+      when.textContent = " " + (run.slot || run.fired_at || "") + " ";
+      var state = document.createElement("span");
+      state.className = "state";
+      state.dataset.state = run.state || "";
+      state.textContent = run.state || "expired";
+      runItem.append(link, when, state);
+      runList.appendChild(runItem);
+    });
+    item.append(head, next, runList);
+    return item;
+  }
+
+  function refreshSchedules() {
+    var list = $("#schedule-list");
+    if (!list) return Promise.resolve();
+    return api("GET", "/api/schedules?limit=" + SCHEDULE_LIST_LIMIT).then(function (answer) {
+      if (!answer.ok) {
+        setText($("#schedule-empty"), answer.status === 404 ? "Schedules are not available on this server." : errorOf(answer).message);
+        show($("#schedule-empty"), true);
+        return;
+      }
+      var schedules = answer.body.schedules;
+      return Promise.all(
+        schedules.map(function (schedule) {
+          return api("GET", schedule.links.runs + "?limit=" + SCHEDULE_RUNS_SHOWN).then(function (runs) {
+            return renderSchedule(schedule, runs.ok ? runs.body.runs : []);
+          });
+        })
+      ).then(function (items) {
+        // Keep the focus on a button that the new list draws again.
+        var focused = document.activeElement;
+        var focusKey = focused && focused.dataset && focused.dataset.scheduleId ? focused.dataset.scheduleId + ":" + focused.dataset.action : null;
+        list.replaceChildren.apply(list, items);
+        if (focusKey) {
+          var again = $all("button[data-schedule-id]", list).filter(function (button) {
+            return button.dataset.scheduleId + ":" + button.dataset.action === focusKey;
+          })[0];
+          if (again) again.focus();
+        }
+        setText($("#schedule-empty"), "No schedules yet: add one below.");
+        show($("#schedule-empty"), schedules.length === 0);
+      });
+    });
+  }
+
+  function pollSchedules() {
+    var next = function () {
+      window.setTimeout(pollSchedules, SCHEDULES_INTERVAL_MS);
+    };
+    if (document.hidden) {
+      next();
+      return;
+    }
+    refreshSchedules().then(next, next);
+  }
+
+  function actOnSchedule(button) {
+    var path = "/api/schedules/" + encodeURIComponent(button.dataset.scheduleId);
+    var action = button.dataset.action;
+    var status = $("#schedule-status");
+    var request;
+    if (action === "schedule-pause") request = api("PATCH", path, { enabled: false });
+    if (action === "schedule-resume") request = api("PATCH", path, { enabled: true });
+    if (action === "schedule-run") request = api("POST", path + "/run", {});
+    if (action === "schedule-delete") request = api("DELETE", path);
+    setText(status, "Working…");
+    request.then(function (answer) {
+      if (!answer.ok) {
+        setText(status, errorOf(answer).message);
+        return;
+      }
+      var done = {
+        "schedule-pause": "Paused.",
+        "schedule-resume": "Resumed.",
+        "schedule-run": "Sent the task now.",
+        "schedule-delete": "Deleted.",
+      };
+      setText(status, done[action]);
+      if (action === "schedule-run") {
+        applyTask({ id: answer.body.task_id, task: null, state: answer.body.state || "QUEUED", retries: 0 });
+        refreshTask(answer.body.task_id);
+        watchTask(answer.body.task_id);
+      }
+      refreshSchedules();
+    });
+  }
+
+  function readJson(form, selector, fieldName, fallback) {
+    var text = $(selector).value.trim();
+    if (text === "") return { value: fallback };
+    try {
+      return { value: JSON.parse(text) };
+    } catch (notJson) {
+      showFieldError([form], fieldName, "This is not valid JSON.");
+      return null;
+    }
+  }
+
+  function onAddSchedule(event) {
+    event.preventDefault();
+    var form = event.currentTarget;
+    var status = $("#schedule-form-status");
+    clearFieldErrors(form);
+    var args = readJson(form, "#schedule-args", "args", []);
+    var kwargs = args && readJson(form, "#schedule-kwargs", "kwargs", {});
+    if (!args || !kwargs) {
+      setText(status, "Not added: check the highlighted field.");
+      return;
+    }
+    var body = { name: $("#schedule-name").value.trim(), task: $("#schedule-task").value, args: args.value, kwargs: kwargs.value };
+    var cron = $("#schedule-cron").value.trim();
+    var every = $("#schedule-every").value.trim();
+    if (cron) {
+      body.cron = cron;
+      body.timezone = $("#schedule-timezone").value.trim() || "UTC";
+    }
+    if (every) {
+      var seconds = Number(every);
+      body.every_s = Number.isFinite(seconds) ? seconds : every;
+    }
+    setText(status, "Adding…");
+    api("POST", "/api/schedules", body).then(function (answer) {
+      if (answer.ok) {
+        setText(status, "Added schedule " + answer.body.name + ".");
+        refreshSchedules();
+        return;
+      }
+      var error = errorOf(answer);
+      // The API names a field such as kwargs.steps or args[0]; show it beside its box.
+      var fieldName = error.field ? String(error.field).split(/[.[]/)[0] : null;
+      var shown = fieldName && showFieldError([form], fieldName, error.message);
+      setText(status, shown ? "Not added: check the highlighted field." : "Not added: " + error.message);
+    });
+  }
+
   // ---- wiring --------------------------------------------------------------------
 
   // The article's triggers are plain links; with tokens set, a link cannot send
@@ -768,6 +961,7 @@
     var action = button.dataset.action;
     if (action === "revoke") revokeTask(button.closest("li.task"));
     if (action === "replay" || action === "discard") actOnDeadLetter(button.closest("li.dead-letter"), action);
+    if (action.indexOf("schedule-") === 0) actOnSchedule(button);
     if (action === "watch") {
       watchChannel(button.dataset.channel);
       $("#watch-channel").focus();
@@ -780,6 +974,7 @@
     submitForm.addEventListener("submit", onSubmitTask);
     $("#publish-form").addEventListener("submit", onPublish);
     $("#watch-form").addEventListener("submit", onWatch);
+    $("#schedule-form").addEventListener("submit", onAddSchedule);
     document.addEventListener("click", onClick);
     window.addEventListener("pagehide", function () {
       Object.keys(streams).forEach(stopWatching);
@@ -789,6 +984,7 @@
     var channel = new URL(window.location.href).searchParams.get("channel");
     if (channel) watchChannel(channel);
     pollStats();
+    pollSchedules();
   }
 
   start();
