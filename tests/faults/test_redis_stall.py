@@ -57,6 +57,7 @@ def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
     fault_redis_client: redis.Redis,
     fault_worker: WorkerFactory,
     markers: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     fault_worker(
         concurrency=1, env={"TASKRELAY_REDIS_SOCKET_TIMEOUT": str(WORKER_REDIS_SOCKET_TIMEOUT_S)}
@@ -77,6 +78,11 @@ def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
         # The freeze must outlast the task and several of the worker's timeouts.
         time.sleep(max(0.0, FREEZE_S - (time.monotonic() - began)))
         assert runs(markers, "across") == 1, "the task should have ended during the freeze"
+    with capsys.disabled():
+        took = ", ".join(
+            f"{what} {status} in {seconds:.2f} s" for what, (seconds, status) in answers.items()
+        )
+        print(f"\n[measure] Redis frozen {FREEZE_S:g} s: {took}")
     for what, (seconds, status) in answers.items():
         assert status == 503, what
         assert seconds < WEB_STALL_BOUND_S, f"{what} took {seconds:.1f} s"
