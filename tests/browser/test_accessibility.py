@@ -91,3 +91,14 @@ def test_the_revoke_button_works_from_the_keyboard(page: Page, web: str) -> None
     row = page.locator(f'li.task[data-task-id="{task_id}"]')
     expect(row.locator('[data-field="state"]')).to_have_text("REVOKED")
     expect(button).to_be_hidden()
+
+
+def test_the_workflow_view_names_its_graph_and_every_control(page: Page, web: str) -> None:
+    step = {"task": "consume", "args": [1], "immutable": True}
+    answer = httpx.post(f"{web}/api/workflows", json={"type": "chain", "steps": [step, step]})
+    page.goto(f"/workflows/{answer.json()['id']}")
+    expect(page.locator("#workflow-state")).to_have_text("SUCCESS")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert visible_controls_without_a_name(page) == []
+    expect(page.get_by_role("img", name=re.compile("2 steps as a graph"))).to_be_visible()
+    expect(page.get_by_role("table")).to_contain_text("consume")

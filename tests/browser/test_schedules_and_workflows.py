@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from taskrelay import roles
 from taskrelay.processes import Child
-from tests.support import stop
+from tests.support import start_web, stop
 
 pytestmark = pytest.mark.browser
 
@@ -134,3 +135,34 @@ def test_the_workflow_graph_changes_colour_live_as_steps_finish(page: Page, web:
 def test_an_unknown_workflow_says_so(page: Page) -> None:
     page.goto(f"/workflows/{uuid.uuid4()}")
     expect(page.locator("#workflow-status")).to_have_text(re.compile("^No such workflow"))
+
+
+def test_with_tokens_set_schedule_changes_need_the_token_typed_in_the_page(
+    browser: Any, redis_url: str, log_dir: Path
+) -> None:
+    token = uuid.uuid4().hex
+    child, base_url = start_web(redis_url, log_dir, {"TASKRELAY_API_TOKENS": token})
+    context = browser.new_context(base_url=base_url)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        name = f"browser-{uuid.uuid4().hex[:8]}"
+        form = page.locator("#schedule-form")
+        form.get_by_label("Schedule name").fill(name)
+        form.get_by_label("Or every so many seconds").fill("3600")
+        form.get_by_role("button", name="Add schedule").click()
+        expect(page.locator("#schedule-form-status")).to_have_text(re.compile("^Not added"))
+        assert httpx.get(f"{base_url}/api/schedules/{name}", timeout=10).status_code == 404
+
+        page.get_by_label("API token").fill(token)
+        form.get_by_role("button", name="Add schedule").click()
+        expect(page.locator("#schedule-form-status")).to_have_text(f"Added schedule {name}.")
+        item = page.locator("li.schedule", has=page.locator(f'.task-name:text-is("{name}")'))
+        item.get_by_role("button", name=f"Pause schedule {name}").click()
+        expect(item.get_by_role("button", name=f"Resume schedule {name}")).to_be_visible()
+        item.get_by_role("button", name=f"Delete schedule {name}").click()
+        expect(item).to_have_count(0)
+        assert httpx.get(f"{base_url}/api/schedules/{name}", timeout=10).status_code == 404
+    finally:
+        context.close()
+        stop(child)
