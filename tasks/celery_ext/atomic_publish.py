@@ -57,7 +57,9 @@ def lends_transactions(app: Celery) -> bool:
     """
     with app.connection_for_write() as connection:
         transport = connection.transport
-        batch_class = getattr(transport.Channel, "publish_batch_class", None)
+        # Transports without virtual channels (RabbitMQ's) have no Channel class.
+        channel_class = getattr(transport, "Channel", None)
+        batch_class = getattr(channel_class, "publish_batch_class", None)
         return batch_class is TransactionalPublishBatch and bool(
             getattr(transport, "supports_batch_publish", False)
         )

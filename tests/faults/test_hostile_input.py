@@ -32,7 +32,12 @@ PARSER_BREAKING_DEPTH = 100_000
 # message), though the parser took it.
 HANDLER_BREAKING_DEPTH = 500
 # Stand-ins for the path parameters of the documented POST operations.
-PATH_PARAMETERS = {"channel": "hostile.input", "task_id": str(uuid.uuid4())}
+PATH_PARAMETERS = {
+    "channel": "hostile.input",
+    "task_id": str(uuid.uuid4()),
+    "ref": "hostile-schedule",
+    "workflow_id": str(uuid.uuid4()),
+}
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +331,14 @@ def test_the_dashboard_renders_when_a_hand_written_entry_is_not_utf8_or_json(
         assert 'data-dead-letter-id="7"' in page.get_data(as_text=True)
     finally:
         raw.close()
+
+
+def test_the_dashboard_renders_a_task_whose_list_parameter_is_required(
+    client: FlaskClient,
+) -> None:
+    import tests.workflow_tasks  # noqa: F401  (registers `total`, whose `values` is required)
+
+    page = client.get("/")
+
+    assert page.status_code == 200
+    assert 'data-task="total"' in page.get_data(as_text=True)
