@@ -88,14 +88,13 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
     RabbitMQ's native delayed delivery, which needs topic exchanges; quorum
     queues have no x-max-priority, so priorities are only a hint there.
     """
-    scheme = redis_urls.scheme(url)
     redis = redis_urls.is_redis_broker(url)
     exchange_type = "direct" if redis else "topic"
     arguments = None if redis else {"x-queue-type": "quorum"}
     return {
         # redis:// and rediss:// get taskrelay's transport; other schemes keep kombu's choice.
         "broker_transport": _TRANSPORTS[_transport_choice]
-        if scheme in ("redis", "rediss")
+        if redis_urls.is_direct_redis(url)
         else None,
         "broker_transport_options": _redis_transport_options if redis else _amqp_transport_options,
         "task_queues": {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tasks import redis_urls
 from tasks.celery_ext.kombu_internals import held_delivery_tags
 from tasks.celery_ext.repeating import RepeatingStep
 from tasks.connections import shared_client
@@ -36,7 +37,7 @@ class LeaseRenewal(RepeatingStep):
 
     def interval_s(self, consumer: Any) -> float | None:
         conf = consumer.app.conf
-        if conf.broker_url.partition("://")[0] not in ("redis", "rediss"):
+        if not redis_urls.is_direct_redis(conf.broker_url):
             return None  # other brokers acknowledge natively; there is nothing to renew
         return float(conf.lease_renewal_interval_s)
 

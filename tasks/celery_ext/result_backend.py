@@ -22,6 +22,8 @@ from celery import states
 from celery.backends.base import BackendStoreError
 from celery.backends.redis import RedisBackend
 
+from tasks.text import as_text
+
 # KEYS[1]: the result key. ARGV[1]: the encoded meta; ARGV[2]: seconds to keep it
 # (0: forever); ARGV[3...]: commands to run once it is stored, each a JSON array of
 # strings. Returns 1 if stored, 0 if a SUCCESS was there already.
@@ -72,7 +74,7 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
         meta = self._get_result_meta(
             result=result, state=state, traceback=traceback, request=request
         )
-        meta["task_id"] = task_id.decode() if isinstance(task_id, bytes) else task_id
+        meta["task_id"] = as_text(task_id)
         encoded: str = self.encode(meta)
         if len(encoded) > self._MAX_STR_VALUE_SIZE:
             raise BackendStoreError(
