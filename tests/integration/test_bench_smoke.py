@@ -7,21 +7,27 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = {"drain", "http_submit", "end_to_end", "fanout", "chaos"}
+Report = dict[str, Any]
+
+SECTIONS = {"drain", "http_submit", "end_to_end", "fanout", "chaos", "schedules", "chord"}
 CHAOS_TASKS = 300
 E2E_TASKS = 30
+SCHEDULES = 20
+CHORD_STEPS = 10
+CHORD_REPEATS = 2
 # A killed worker's tasks come back after the visibility timeout: short here, so
 # the chaos drain's one kill costs seconds, not the production 30 s.
 SMOKE_ENV = {"TASKRELAY_VISIBILITY_TIMEOUT": "3"}
 
 
 @pytest.fixture(scope="module")
-def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def bench_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     output = tmp_path_factory.mktemp("bench")
     completed = subprocess.run(
         [
@@ -42,6 +48,10 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
             f"--chaos-tasks={CHAOS_TASKS}",
             "--chaos-workers=2",
             "--chaos-kills=1",
+            f"--schedules={SCHEDULES}",
+            "--schedules-duration=3",
+            f"--chord-steps={CHORD_STEPS}",
+            f"--chord-repeats={CHORD_REPEATS}",
             f"--output={output}",
         ],
         env={**os.environ, **SMOKE_ENV},
@@ -52,16 +62,17 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "worker drain" in completed.stdout
-    return json.loads((Path(output) / "bench.json").read_text())
+    report: Report = json.loads((Path(output) / "bench.json").read_text())
+    return report
 
 
-def test_the_report_has_every_scenario_and_the_machine(bench_report: dict) -> None:
+def test_the_report_has_every_scenario_and_the_machine(bench_report: Report) -> None:
     assert set(bench_report["sections"]) == SECTIONS
     assert bench_report["machine"]["nproc"] >= 1
     assert bench_report["machine"]["redis_version"]
 
 
-def test_every_measured_subject_has_a_positive_rate(bench_report: dict) -> None:
+def test_every_measured_subject_has_a_positive_rate(bench_report: Report) -> None:
     for key, section in bench_report["sections"].items():
         if not section["available"]:
             assert section["reason"], key
@@ -71,7 +82,7 @@ def test_every_measured_subject_has_a_positive_rate(bench_report: dict) -> None:
             assert row["rate"] > 0, (key, row)
 
 
-def test_the_drain_compares_taskrelay_with_every_baseline(bench_report: dict) -> None:
+def test_the_drain_compares_taskrelay_with_every_baseline(bench_report: Report) -> None:
     subjects = [row["subject"] for row in bench_report["sections"]["drain"]["rows"]]
     assert len(subjects) == 4
     assert all(
@@ -79,7 +90,7 @@ def test_the_drain_compares_taskrelay_with_every_baseline(bench_report: dict) ->
     )
 
 
-def test_latencies_are_reported_where_a_scenario_measures_them(bench_report: dict) -> None:
+def test_latencies_are_reported_where_a_scenario_measures_them(bench_report: Report) -> None:
     for key in ("http_submit", "end_to_end"):
         for row in bench_report["sections"][key]["rows"]:
             assert row["p50_ms"] is not None and row["p50_ms"] <= row["p99_ms"], (key, row)
@@ -88,7 +99,7 @@ def test_latencies_are_reported_where_a_scenario_measures_them(bench_report: dic
 
 
 def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_template(
-    bench_report: dict,
+    bench_report: Report,
 ) -> None:
     section = bench_report["sections"]["end_to_end"]
     # The throughput rows count what the client saw; the fixed-rate latency row does not.
@@ -101,7 +112,7 @@ def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_templ
 
 
 def test_the_chaos_drain_runs_on_both_transports_and_accounts_for_every_task(
-    bench_report: dict,
+    bench_report: Report,
 ) -> None:
     rows = bench_report["sections"]["chaos"]["rows"]
     assert len(rows) == 2
@@ -115,10 +126,33 @@ def test_the_chaos_drain_runs_on_both_transports_and_accounts_for_every_task(
         assert counts["run_twice"] <= counts["extra_runs"]
 
 
-def test_every_drain_counts_the_redis_commands_each_task_cost(bench_report: dict) -> None:
+def test_every_drain_counts_the_redis_commands_each_task_cost(bench_report: Report) -> None:
     for key in ("drain", "chaos", "end_to_end"):
         for row in bench_report["sections"][key]["rows"]:
             if key == "end_to_end" and not row["counts"]:
                 continue  # the fixed-rate latency row counts no commands
             # At least the command that queued the task, and the one that took it.
             assert row["calls_per_task"]["total"] >= 2, (key, row)
+
+
+def test_the_schedules_fire_every_slot_once_and_their_tasks_run(bench_report: Report) -> None:
+    [row] = bench_report["sections"]["schedules"]["rows"]
+    counts = row["counts"]
+    # Each schedule fires on every whole second from its start to its end: several slots.
+    assert counts["slots_expected"] >= 3 * SCHEDULES
+    assert counts["fired"] == counts["slots_expected"]
+    assert counts["duplicates"] == 0
+    assert counts["missed"] == 0
+    assert row["loss"] == 0
+    assert counts["tasks_succeeded"] == counts["fired"]
+    assert 0 <= row["p50_ms"] <= row["p99_ms"]
+
+
+def test_the_chord_is_timed_through_taskrelay_and_through_the_canvas(bench_report: Report) -> None:
+    section = bench_report["sections"]["chord"]
+    assert len(section["rows"]) == 2
+    for row in section["rows"]:
+        assert row["counts"] == {"steps": CHORD_STEPS, "repeats": CHORD_REPEATS}, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"], row
+    [ratio] = section["ratios"].values()
+    assert ratio and ratio > 0
