@@ -22,11 +22,12 @@ from typing import Any
 
 import redis
 
+from taskrelay.bench import cpu
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.results import Row, Section
 from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, wait_until
 from taskrelay.bench.stats import ms, percentile, rate
-from taskrelay.bench.topologies import System, start_taskrelay_up
+from taskrelay.bench.topologies import System, process_ids, start_taskrelay_up
 from tasks import keys, records, task_modules
 from tasks.app_factory import create_celery_app
 from tasks.schedules import lease, model, store
@@ -110,6 +111,7 @@ def _wait_for_active_scheduler(stack: Stack, system: System, client: redis.Redis
 
 def _measure(stack: Stack, system: System, client: redis.Redis, load: SchedulesLoad) -> Row:
     _load_registry(stack.url)
+    cpu_before = cpu.snapshot(process_ids(system))
     schedules = _create(client, load)
     start = min(s.start_at for s in schedules if s.start_at is not None)
     end = max(s.end_at for s in schedules if s.end_at is not None)
@@ -124,6 +126,7 @@ def _measure(stack: Stack, system: System, client: redis.Redis, load: SchedulesL
     wait_until(all_fired, timeout_s=wait_s, what="every slot to be fired", interval_s=0.5)
     tally = _tally(client, expected)
     succeeded = _wait_succeeded(stack, system, client, tally.task_ids)
+    spent = cpu.per_task_ms(cpu_before, cpu.snapshot(process_ids(system)), max(1, tally.fired))
     system.check_alive(stack)
     return Row(
         SUBJECT,
@@ -132,6 +135,7 @@ def _measure(stack: Stack, system: System, client: redis.Redis, load: SchedulesL
         ms(percentile(tally.lags_s, 0.5)),
         ms(percentile(tally.lags_s, 0.99)),
         loss=tally.missed / tally.expected if tally.expected else None,
+        cpu_ms_per_task=spent,
         note=f"{len(schedules)} schedules from {start:%H:%M:%S} UTC, {load.workers} task workers",
         counts={
             "slots_expected": tally.expected,
