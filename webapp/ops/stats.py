@@ -17,7 +17,7 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from tasks import keys, records, redis_urls
-from tasks.connections import WEB_RETRIES, make_client
+from tasks.connections import make_web_client
 from tasks.queues import QUEUES
 from tasks.text import as_text
 from webapp.ops.queues import queue_depths
@@ -53,7 +53,7 @@ def init_app(app: Flask) -> None:
     if broker_url == app.config["REDIS_URL"]:
         broker: redis.Redis | None = svc.redis
     elif redis_urls.is_direct_redis(broker_url):
-        broker = make_client(broker_url, retries=WEB_RETRIES)
+        broker = make_web_client(broker_url)
         svc.on_close.append(broker.close)
     else:
         broker = None  # not a broker this process can read: depths are unknown
