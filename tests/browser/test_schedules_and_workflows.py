@@ -108,7 +108,9 @@ def test_the_workflow_graph_changes_colour_live_as_steps_finish(page: Page, web:
     assert answer.status_code == 202, answer.text
     workflow_id = answer.json()["id"]
 
-    page.goto(f"/workflows/{workflow_id}")
+    page.get_by_label("Workflow id").fill(workflow_id)
+    page.get_by_role("button", name="Open workflow").click()
+    expect(page).to_have_url(re.compile(f"/workflows/{workflow_id}$"))
     expect(page.locator("g.step-box")).to_have_count(3)
     page.evaluate(RECORD_STEP_BOXES)
     # The callback waits on both header steps: two arrows end at it.

@@ -933,6 +933,20 @@
     });
   }
 
+  // ---- workflows -------------------------------------------------------------------
+
+  function onOpenWorkflow(event) {
+    event.preventDefault();
+    var form = event.currentTarget;
+    clearFieldErrors(form);
+    var id = $("#workflow-open-id").value.trim();
+    if (!id) {
+      showFieldError([form], "workflow", "Enter the workflow's id.");
+      return;
+    }
+    window.location.assign("/workflows/" + encodeURIComponent(id));
+  }
+
   // ---- wiring --------------------------------------------------------------------
 
   // The article's triggers are plain links; with tokens set, a link cannot send
@@ -975,6 +989,7 @@
     $("#publish-form").addEventListener("submit", onPublish);
     $("#watch-form").addEventListener("submit", onWatch);
     $("#schedule-form").addEventListener("submit", onAddSchedule);
+    $("#workflow-open-form").addEventListener("submit", onOpenWorkflow);
     document.addEventListener("click", onClick);
     window.addEventListener("pagehide", function () {
       Object.keys(streams).forEach(stopWatching);
