@@ -357,3 +357,34 @@ def _answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def test_workers_holding_countdown_and_prefetched_tasks_outlive_a_graceful_redis_restart(
+    system: Up,
+) -> None:
+    before = system.restarts()
+    with httpx.Client(base_url=system.base_url, timeout=10) as http:
+        # Held unacknowledged by the workers: countdowns, and more tasks than they run at once.
+        held = [
+            http.post(
+                "/api/tasks",
+                json={"task": "consume", "kwargs": {"number": n}, "countdown": 4},
+            )
+            for n in range(4)
+        ]
+        running = [submit(http, "long_task", steps=4, delay_s=0.5) for _ in range(4)]
+        assert {reply.status_code for reply in held} == {202}
+        redis_pid = system.role_pid("redis-server")
+        assert redis_pid is not None
+        os.kill(redis_pid, signal.SIGTERM)  # graceful: the append-only file is complete
+        wait_restarted(system, "redis", before, how="exited with 0")
+        paths = [reply.headers["Location"] for reply in held] + running
+        # Held messages come back by the visibility timeout (30 s) at the latest.
+        for path in paths:
+            assert wait_for_state(http, path, "SUCCESS", timeout_s=90)
+    after = system.restarts()
+    workers = [role for role in after if role.startswith("worker")]
+    assert workers and all(after[role] == before.get(role, 0) for role in workers), after
+    assert "Unrecoverable error" not in "".join(
+        path.read_text(errors="replace") for path in (system.var_dir / "log").glob("worker-*.log")
+    )
