@@ -4,6 +4,8 @@
 TASK_RECORD_TTL_S = 86_400
 # How many task ids the "recent tasks" index keeps.
 TASK_INDEX_MAX_ENTRIES = 10_000
+# How many workflow ids the "recent workflows" index keeps.
+WORKFLOW_INDEX_MAX_ENTRIES = 10_000
 # How long an Idempotency-Key remembers its first task.
 IDEMPOTENCY_TTL_S = 86_400
 # How many dead letters are kept before the oldest are discarded.

@@ -85,6 +85,20 @@ def queue_save(
     if sent:
         pipe.sadd(keys.workflow_dispatched(workflow_id), *sent)
         pipe.expire(keys.workflow_dispatched(workflow_id), KEEP_S)
+    queue_indexed(pipe, workflow_id, submitted_at)
+
+
+def queue_indexed(pipe: Any, workflow_id: str, submitted_at: str) -> None:
+    """Queue the workflow's entry in the index of recent workflows, and the trim that keeps
+    only the newest (an expired record's id left in it reads as gone)."""
+    score = datetime.fromisoformat(submitted_at).timestamp()
+    pipe.zadd(keys.WORKFLOW_INDEX, {workflow_id: score})
+    pipe.zremrangebyrank(keys.WORKFLOW_INDEX, 0, -defaults.WORKFLOW_INDEX_MAX_ENTRIES - 1)
+
+
+def recent(client: redis.Redis, limit: int) -> list[str]:
+    """The ids of the newest ``limit`` workflows submitted, newest first."""
+    return [as_text(raw) for raw in client.zrevrange(keys.WORKFLOW_INDEX, 0, limit - 1)]
 
 
 def queue_counted(pipe: Any, plan: Plan) -> None:
@@ -101,6 +115,7 @@ def forget(client: redis.Redis, workflow_id: str, plan: Plan) -> None:
             keys.workflow_dispatched(workflow_id),
             keys.workflow_results(workflow_id),
         )
+        pipe.zrem(keys.WORKFLOW_INDEX, workflow_id)
         pipe.execute()
     for step in plan.initial():
         records.forget_submission(client, step.task_id)

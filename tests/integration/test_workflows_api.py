@@ -20,7 +20,7 @@ from taskrelay import sse_client
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
 from taskrelay.workflow_commands import workflow
-from tasks import keys
+from tasks import defaults, keys
 from tasks.workflows import description
 from tests.sse_reader import flask_lines
 from tests.support import free_port, start_web, start_worker, stop, wait_until
@@ -342,6 +342,50 @@ def test_metrics_count_workflows_by_outcome_and_their_steps(client: FlaskClient)
     assert "taskrelay_workflows_unfinished" in after
 
 
+def recent(client: FlaskClient, query: str = "") -> list[dict[str, Any]]:
+    response = client.get(f"/api/workflows{query}")
+    assert response.status_code == 200, response.get_json()
+    listed: list[dict[str, Any]] = response.get_json()["workflows"]
+    return listed
+
+
+def test_the_recent_list_shows_submitted_workflows_newest_first_with_their_state(
+    client: FlaskClient,
+) -> None:
+    succeeded = run(client, chain(step("add", 1, 2), step("add", 3)))
+    failed = run(client, chain(step("always_fails", "boom"), step("add", 1)), "FAILURE")
+    newest = submit(client, chain(step("add", 4, 4)))
+    wait_for(client, newest["id"], "SUCCESS")
+    listed = recent(client, "?limit=3")
+    assert [entry["id"] for entry in listed] == [newest["id"], failed["id"], succeeded["id"]]
+    assert [entry["state"] for entry in listed] == ["SUCCESS", "FAILURE", "SUCCESS"]
+    assert [(e["steps_finished"], e["steps_total"]) for e in listed] == [(1, 1), (0, 2), (2, 2)]
+    assert listed[1]["submitted_at"] == failed["submitted_at"]
+    assert listed[0]["links"]["self"] == f"/api/workflows/{newest['id']}"
+    assert "steps" not in listed[0]  # a summary, not the whole document
+
+
+def test_the_recent_list_takes_a_limit_within_its_bounds(client: FlaskClient) -> None:
+    newest = submit(client, chain(step("add", 1)))
+    assert [entry["id"] for entry in recent(client, "?limit=1")] == [newest["id"]]
+    assert len(recent(client)) > 1
+    for bad in ("0", "51", "x"):
+        response = client.get(f"/api/workflows?limit={bad}")
+        assert response.status_code == 400
+        assert response.get_json()["error"]["field"] == "limit"
+
+
+def test_the_index_of_workflows_keeps_only_the_newest(
+    client: FlaskClient, wf_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(defaults, "WORKFLOW_INDEX_MAX_ENTRIES", 2)
+    ids = [submit(client, chain(step("add", n)))["id"] for n in range(3)]
+    assert wf_client.zcard(keys.WORKFLOW_INDEX) == 2
+    assert [entry["id"] for entry in recent(client)] == ids[:0:-1]
+    # The trimmed workflow itself is still there, only no longer listed.
+    assert client.get(f"/api/workflows/{ids[0]}").status_code == 200
+
+
 def test_the_openapi_document_describes_workflows_with_their_limits(client: FlaskClient) -> None:
     doc = client.get("/api/openapi.json").get_json()
     assert {"/api/workflows", "/api/workflows/{workflow_id}"} <= set(doc["paths"])
@@ -350,6 +394,8 @@ def test_the_openapi_document_describes_workflows_with_their_limits(client: Flas
     assert described["properties"]["type"]["enum"] == list(description.KINDS)
     assert "add" in doc["components"]["schemas"]["WorkflowTaskStep"]["properties"]["task"]["enum"]
     assert "413" in doc["paths"]["/api/workflows"]["post"]["responses"]
+    (limit,) = doc["paths"]["/api/workflows"]["get"]["parameters"]
+    assert (limit["name"], limit["schema"]["maximum"]) == ("limit", 50)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from tasks.workflows import state
 from webapp import sse, sse_slots
 from webapp.errors import Conflict, NotFound
 from webapp.jsonbody import read_json_object
+from webapp.query import limit_arg
 from webapp.services import services
 from webapp.tasks.request import check_idempotency_key, fingerprint
 from webapp.workflows import accept, read_model
@@ -36,6 +37,13 @@ def create_workflow() -> Response:
     response.status_code = 202 if created else 200
     response.headers["Location"] = doc["links"]["self"]
     return response
+
+
+@bp.get("/workflows")
+def list_workflows() -> Response:
+    """The newest workflows submitted, newest first (the dashboard's recent list)."""
+    limit = limit_arg(default=read_model.RECENT_LIMIT_DEFAULT, maximum=read_model.RECENT_LIMIT_MAX)
+    return jsonify({"workflows": read_model.recent(services(), limit)})
 
 
 @bp.get("/workflows/<workflow_id>")

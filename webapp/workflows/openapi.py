@@ -14,7 +14,7 @@ from tasks import records, registry
 from tasks.workflows import description, state
 from webapp import openapi
 from webapp.tasks.request import IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_KEY_PATTERN
-from webapp.workflows.read_model import STEP_STATES
+from webapp.workflows.read_model import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, STEP_STATES
 
 _EVENT_STREAM = openapi.event_stream(
     "event stream: `event: workflow` with the workflow as data (first, whenever its state "
@@ -85,6 +85,26 @@ def schemas() -> dict[str, openapi.Schema]:
                 "worker": nullable_text,
             },
         },
+        "WorkflowSummary": {
+            "type": "object",
+            "required": ["id", "state", "steps_total", "steps_finished", "links"],
+            "properties": {
+                "id": {"type": "string"},
+                "state": {"type": "string", "enum": list(state.STATES)},
+                "submitted_at": nullable_text,
+                "finished_at": nullable_text,
+                "steps_total": {"type": "integer"},
+                "steps_finished": {"type": "integer"},
+                "links": {"type": "object"},
+            },
+        },
+        "WorkflowList": {
+            "type": "object",
+            "required": ["workflows"],
+            "properties": {
+                "workflows": {"type": "array", "items": openapi.ref("WorkflowSummary")},
+            },
+        },
         "Workflow": {
             "type": "object",
             "required": ["id", "state", "steps", "links"],
@@ -110,6 +130,18 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
     too_large = {413: f"body too large, or more than {description.MAX_STEPS} task steps"}
     return {
         "/api/workflows": {
+            "get": {
+                "summary": "The newest workflows submitted, newest first",
+                "parameters": [
+                    openapi.limit_param(default=RECENT_LIMIT_DEFAULT, maximum=RECENT_LIMIT_MAX)
+                ],
+                "responses": {
+                    "200": openapi.json_response(
+                        openapi.ref("WorkflowList"), "each workflow's state and steps finished"
+                    ),
+                    **openapi.errors(400),
+                },
+            },
             "post": {
                 "summary": "Submit a workflow of registered tasks",
                 "parameters": [
@@ -149,7 +181,7 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                         },
                     ),
                 },
-            }
+            },
         },
         "/api/workflows/{workflow_id}": {
             "get": {

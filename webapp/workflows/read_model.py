@@ -22,6 +22,12 @@ from webapp.services import Services
 # A workflow id is a UUID; anything much longer was never submitted.
 WORKFLOW_ID_MAX_CHARS = 64
 API_PREFIX = "/api"
+# GET /api/workflows reads each listed workflow whole (its steps' task records too),
+# so a page is kept short.
+RECENT_LIMIT_DEFAULT = 20
+RECENT_LIMIT_MAX = 50
+# The fields of a workflow's document that its entry in the recent list shows.
+_SUMMARY_FIELDS = ("id", "state", "submitted_at", "finished_at", "steps_total", "steps_finished")
 # A step not sent yet: it waits on others. Once the workflow has ended without it,
 # SKIPPED (or REVOKED, when the workflow was revoked).
 WAITING = "WAITING"
@@ -74,6 +80,19 @@ def load(services: Services, workflow_id: str) -> dict[str, Any] | None:
             {step_id: json.loads(raw) for step_id, raw in zip(needed, encoded, strict=True) if raw},
         )
     return document(workflow_id, stored, task_docs, result)
+
+
+def recent(services: Services, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` workflows submitted, newest first, each summed up; one whose
+    record expired is left out (the index forgets it when trimmed)."""
+    summaries = []
+    for workflow_id in state.recent(services.redis, limit):
+        doc = load(services, workflow_id)
+        if doc is not None:
+            summaries.append(
+                {**{name: doc[name] for name in _SUMMARY_FIELDS}, "links": doc["links"]}
+            )
+    return summaries
 
 
 def document(
