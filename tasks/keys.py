@@ -132,10 +132,10 @@ def schedule_runs(schedule_id: str) -> str:
 # ones not sent yet, by the step whose return claimed them; the pub/sub channel its
 # outcome is published on; its Idempotency-Keys; the counters behind /metrics.
 METRICS_WORKFLOWS = PREFIX + "metrics:workflows"
-# Workflow ids scored by submission time (epoch seconds), newest last; the
-# dashboard's "recent workflows" list reads it.
-WORKFLOW_INDEX = PREFIX + "workflows"
 METRICS_WORKFLOW_STEPS = PREFIX + "metrics:workflow-steps"
+# Workflow ids scored by submission time (epoch seconds), newest last, trimmed to
+# defaults.WORKFLOW_INDEX_MAX_ENTRIES; GET /api/workflows reads it.
+WORKFLOW_INDEX = PREFIX + "workflows"
 
 
 def workflow(workflow_id: str) -> str:

@@ -935,6 +935,56 @@
 
   // ---- workflows -------------------------------------------------------------------
 
+  // Workflows have no list stream: the newest are read again every few seconds
+  // while the tab is visible, like the schedules.
+  var WORKFLOWS_INTERVAL_MS = 2000;
+  var WORKFLOW_LIST_LIMIT = 20;
+
+  function renderWorkflow(workflow) {
+    var item = document.createElement("li");
+    item.className = "workflow";
+    item.dataset.workflowId = workflow.id;
+    item.dataset.state = workflow.state;
+    var link = document.createElement("a");
+    link.href = "/workflows/" + encodeURIComponent(workflow.id);
+    link.textContent = workflow.id.slice(0, 8);
+    link.setAttribute("aria-label", "Workflow " + workflow.id + ", " + workflow.state);
+    var stateText = document.createElement("span");
+    stateText.className = "state";
+    stateText.dataset.state = workflow.state;
+    stateText.textContent = workflow.state;
+    var steps = document.createElement("span");
+    steps.className = "steps";
+    steps.textContent = workflow.steps_finished + "/" + workflow.steps_total + " steps";
+    var submitted = document.createElement("time");
+    submitted.setAttribute("datetime", workflow.submitted_at || "");
+    submitted.textContent = workflow.submitted_at || "";
+    item.append(link, " ", stateText, " ", steps, " ", submitted);
+    return item;
+  }
+
+  function refreshWorkflows() {
+    var list = $("#workflow-list");
+    if (!list) return Promise.resolve();
+    return api("GET", "/api/workflows?limit=" + WORKFLOW_LIST_LIMIT).then(function (answer) {
+      if (!answer.ok) return;
+      var workflows = answer.body.workflows;
+      list.replaceChildren.apply(list, workflows.map(renderWorkflow));
+      show($("#workflow-empty"), workflows.length === 0);
+    });
+  }
+
+  function pollWorkflows() {
+    var next = function () {
+      window.setTimeout(pollWorkflows, WORKFLOWS_INTERVAL_MS);
+    };
+    if (document.hidden) {
+      next();
+      return;
+    }
+    refreshWorkflows().then(next, next);
+  }
+
   function onOpenWorkflow(event) {
     event.preventDefault();
     var form = event.currentTarget;
@@ -1000,6 +1050,7 @@
     if (channel) watchChannel(channel);
     pollStats();
     pollSchedules();
+    pollWorkflows();
   }
 
   start();
