@@ -148,8 +148,9 @@ def test_channels_idle_past_their_ttl_make_room_under_the_cap(make_app: AppFacto
         interval_s=0.2,
         what="the idle channels to expire and make room",
     )
-    listed = client.get("/api/channels").get_json()["channels"]
-    assert [c["name"] for c in listed] == ["idle.c"]
+    listed = {c["name"] for c in client.get("/api/channels").get_json()["channels"]}
+    # The oldest expired first and made the room; the second may or may not have yet.
+    assert "idle.c" in listed and "idle.a" not in listed
 
 
 # -- idle expiry -------------------------------------------------------------------------
