@@ -15,6 +15,7 @@ from typing import Any
 from webapp import auth
 from webapp.jsonbody import MAX_JSON_DEPTH
 from webapp.query import LIMIT_MIN
+from webapp.tasks.request import IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_KEY_PATTERN
 
 Schema = dict[str, Any]
 
@@ -126,3 +127,18 @@ def add_guard_errors(paths: dict[str, Schema], *, reads_closed: bool) -> dict[st
                 continue
             operation["responses"] = {**errors(*statuses), **operation["responses"]}
     return paths
+
+
+def idempotency_key_parameter(answers: str) -> dict[str, Any]:
+    """The Idempotency-Key header, as ``webapp/tasks/request.py`` checks it."""
+    return {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "description": f"printable ASCII, taken verbatim; the same key answers the same {answers}",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": IDEMPOTENCY_KEY_MAX_CHARS,
+            "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$",
+        },
+    }

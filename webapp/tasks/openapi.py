@@ -14,8 +14,6 @@ from tasks import records, registry
 from webapp import openapi
 from webapp.tasks.request import (
     FIELDS,
-    IDEMPOTENCY_KEY_MAX_CHARS,
-    IDEMPOTENCY_KEY_PATTERN,
     PRIORITY_RANGE,
 )
 
@@ -42,21 +40,7 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
         "/api/tasks": {
             "post": {
                 "summary": "Submit a task",
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "description": (
-                            "printable ASCII, taken verbatim; the same key answers the same task"
-                        ),
-                        "schema": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": IDEMPOTENCY_KEY_MAX_CHARS,
-                            "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$",
-                        },
-                    }
-                ],
+                "parameters": [openapi.idempotency_key_parameter("task")],
                 "requestBody": openapi.json_body(
                     openapi.ref("Submission"), max_bytes=config["MAX_CONTENT_LENGTH"]
                 ),

@@ -13,7 +13,6 @@ from typing import Any
 from tasks import records, registry
 from tasks.workflows import description, state
 from webapp import openapi
-from webapp.tasks.request import IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_KEY_PATTERN
 from webapp.workflows.read_model import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, STEP_STATES
 
 _EVENT_STREAM = openapi.event_stream(
@@ -144,22 +143,7 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
             },
             "post": {
                 "summary": "Submit a workflow of registered tasks",
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "description": (
-                            "printable ASCII, taken verbatim; the same key answers the same "
-                            "workflow"
-                        ),
-                        "schema": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": IDEMPOTENCY_KEY_MAX_CHARS,
-                            "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$",
-                        },
-                    }
-                ],
+                "parameters": [openapi.idempotency_key_parameter("workflow")],
                 "requestBody": openapi.json_body(
                     openapi.ref("WorkflowDescription"), max_bytes=config["MAX_CONTENT_LENGTH"]
                 ),
