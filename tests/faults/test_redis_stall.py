@@ -74,6 +74,9 @@ def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
             ),
             "read": timed(lambda: fault_client.get(f"/api/tasks/{running}")),
             "ready": timed(lambda: fault_client.get("/readyz")),
+            # A new stream reads where to start before it answers: the hub's client.
+            "channel stream": timed(lambda: fault_client.get("/api/channels/news/events")),
+            "pattern stream": timed(lambda: fault_client.get("/api/events?pattern=news.*")),
         }
         # The freeze must outlast the task and several of the worker's timeouts.
         time.sleep(max(0.0, FREEZE_S - (time.monotonic() - began)))
