@@ -36,8 +36,16 @@ def sweep(client: Any, older_than_s: float, limit: int = SWEEP_BATCH) -> int:
         envelope = channels.envelope(
             pending.message_id, pending.channel, pending.data, pending.published_at
         )
+        # Kept as the relay task would have kept it: by the bounds the web sent with it.
         channel_log.append_and_publish(
-            client, pending.channel, pending.message_id, envelope, retention=pending.retention
+            client,
+            pending.channel,
+            pending.message_id,
+            envelope,
+            retention=pending.retention,
+            retention_bytes=pending.retention_bytes,
+            idle_ttl_s=pending.idle_ttl_s,
+            recent=pending.recent,
         )
     return len(overdue)
 
