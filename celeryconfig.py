@@ -13,8 +13,10 @@ from tasks import queues, redis_urls
 # Valkey is chosen with REDIS_URL (redis://, rediss://, with or without password).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6399/0"
 
-# taskrelay keeps its own records, streams and pub/sub here.
-taskrelay_redis_url = redis_urls.or_default(os.environ.get("REDIS_URL"), DEFAULT_REDIS_URL)
+# taskrelay keeps its own records, streams and pub/sub here. REDIS_SENTINELS with
+# REDIS_MASTER_NAME name a Sentinel group instead (tasks/redis_urls.py): every
+# client then follows the primary through a failover.
+taskrelay_redis_url = redis_urls.from_environment(os.environ, DEFAULT_REDIS_URL)
 
 # Unset or empty (as docker-compose passes an unset variable) means that Redis.
 broker_url = redis_urls.or_default(os.environ.get("CELERY_BROKER_URL"), taskrelay_redis_url)
@@ -74,6 +76,9 @@ _amqp_transport_options: dict[str, Any] = {"confirm_publish": True}
 # taskrelay's transport for redis:// and rediss:// brokers (tasks/celery_ext/transport.py);
 # TASKRELAY_BROKER_TRANSPORT=kombu keeps kombu's stock Redis transport, for comparison.
 _TRANSPORTS = {"taskrelay": "tasks.celery_ext.transport:Transport", "kombu": None}
+# A Sentinel URL always gets taskrelay's transport, its Sentinel variant: kombu's
+# cannot read a URL that names several sentinels.
+_SENTINEL_TRANSPORT = "tasks.celery_ext.sentinel_transport:Transport"
 _transport_choice = os.environ.get("TASKRELAY_BROKER_TRANSPORT", "taskrelay")
 if _transport_choice not in _TRANSPORTS:
     raise ValueError(f"TASKRELAY_BROKER_TRANSPORT must be one of {sorted(_TRANSPORTS)}")
@@ -92,10 +97,7 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
     exchange_type = "direct" if redis else "topic"
     arguments = None if redis else {"x-queue-type": "quorum"}
     return {
-        # redis:// and rediss:// get taskrelay's transport; other schemes keep kombu's choice.
-        "broker_transport": _TRANSPORTS[_transport_choice]
-        if redis_urls.is_direct_redis(url)
-        else None,
+        "broker_transport": _transport_for(url),
         "broker_transport_options": _redis_transport_options if redis else _amqp_transport_options,
         "task_queues": {
             name: {
@@ -107,6 +109,14 @@ def broker_dependent_settings(url: str) -> dict[str, Any]:
             for name in queues.QUEUES
         },
     }
+
+
+def _transport_for(url: str) -> str | None:
+    """redis:// and rediss:// get taskrelay's transport, Sentinel URLs its Sentinel
+    variant; other schemes keep kombu's choice."""
+    if redis_urls.is_sentinel(url):
+        return _SENTINEL_TRANSPORT
+    return _TRANSPORTS[_transport_choice] if redis_urls.is_direct_redis(url) else None
 
 
 _broker_settings = broker_dependent_settings(broker_url)

@@ -39,9 +39,7 @@ def publish(channel: str, data: str, url: str, token: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print each message as a JSON line.")
 @click.option(
     "--redis-url",
-    default=lambda: redis_urls.or_default(
-        os.environ.get("REDIS_URL"), celeryconfig.DEFAULT_REDIS_URL
-    ),
+    default=lambda: redis_urls.from_environment(os.environ, celeryconfig.DEFAULT_REDIS_URL),
     show_default="REDIS_URL",
 )
 def subscribe(

@@ -8,6 +8,7 @@ from celery import Celery
 
 import celeryconfig
 from tasks import redis_urls
+from tasks.celery_ext import sentinel_backend
 from tasks.celery_ext.result_backend import BACKEND_PATH, PUBLISH_ONLY_BACKEND_PATH
 
 
@@ -56,6 +57,13 @@ def create_celery_app(
 
 def _backend(url: str, publish_only: bool) -> str | None:
     """Celery's "class+url" form, which picks our Redis backend for a Redis URL."""
+    if redis_urls.is_sentinel(url):
+        path = (
+            sentinel_backend.PUBLISH_ONLY_BACKEND_PATH
+            if publish_only
+            else sentinel_backend.BACKEND_PATH
+        )
+        return f"{path}+{url}"
     if not redis_urls.is_direct_redis(url):
         return None
     return f"{PUBLISH_ONLY_BACKEND_PATH if publish_only else BACKEND_PATH}+{url}"

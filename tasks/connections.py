@@ -1,4 +1,12 @@
-"""One Redis client per process and URL, made on first use, never at import time."""
+"""One Redis client per process and URL, made on first use, never at import time.
+
+A URL names one server (redis://, rediss://) or a Sentinel group
+(redis-sentinel://, tasks/redis_urls.py). A client of a Sentinel group asks the
+sentinels for the primary whenever it opens a connection, drops the connections
+of a primary that was demoted (its writes fail READONLY, which the client turns
+into a connection error), and so follows a promotion with the same retries that
+ride out a restart.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,11 @@ import functools
 from typing import Any
 
 import redis
+import redis.sentinel
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+
+from tasks import redis_urls
 
 # Fail fast on a Redis that is gone: callers turn the error into 503 or a retry.
 SOCKET_CONNECT_TIMEOUT_S = 2
@@ -77,9 +88,31 @@ def make_web_client(url: str, *, max_connections: int = WEB_MAX_CONNECTIONS) -> 
     return _client(url, options, max_connections, WEB_POOL_WAIT_S)
 
 
+def make_blocking_client(
+    url: str, *, max_connections: int, pool_wait_s: float, **options: Any
+) -> redis.Redis:
+    """A client whose pool holds at most ``max_connections`` and makes a caller wait
+    up to ``pool_wait_s`` for a free one; ``options`` are redis-py's connection keywords."""
+    return _client(url, options, max_connections, pool_wait_s)
+
+
+# How long a question to one sentinel may take, in seconds: a dead sentinel is
+# skipped for the next within this bound, so the others still name the primary.
+SENTINEL_SOCKET_TIMEOUT_S = 0.5
+
+
+class SentinelBlockingConnectionPool(
+    redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool
+):
+    """A Sentinel-managed pool that, when full, waits for a connection as the
+    BlockingConnectionPool does, instead of failing at once."""
+
+
 def _client(
     url: str, options: dict[str, Any], max_connections: int | None, pool_wait_s: float
 ) -> redis.Redis:
+    if redis_urls.is_sentinel(url):
+        return _sentinel_client(url, options, max_connections, pool_wait_s)
     if max_connections is None:
         return redis.Redis.from_url(url, **options)
     pool = redis.BlockingConnectionPool.from_url(
@@ -87,6 +120,30 @@ def _client(
     )
     # The client owns its pool: closing the client closes the pool's connections.
     return redis.Redis.from_pool(pool)
+
+
+def _sentinel_client(
+    url: str, options: dict[str, Any], max_connections: int | None, pool_wait_s: float
+) -> redis.Redis:
+    group = redis_urls.parse_sentinel(url)
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        list(group.sentinels),
+        sentinel_kwargs=group.sentinel_kwargs(
+            socket_timeout=SENTINEL_SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SENTINEL_SOCKET_TIMEOUT_S,
+        ),
+    )
+    pooling: dict[str, Any] = {}
+    if max_connections is not None:
+        pooling = {
+            "connection_pool_class": SentinelBlockingConnectionPool,
+            "max_connections": max_connections,
+            "timeout": pool_wait_s,
+        }
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        group.master_name, redis_class=redis.Redis, **group.primary_kwargs(), **options, **pooling
+    )
+    return client
 
 
 @functools.cache

@@ -49,9 +49,7 @@ CHANNEL_LIST_DEFAULT = 100
 
 def defaults() -> dict[str, Any]:
     return {
-        "REDIS_URL": redis_urls.or_default(
-            os.environ.get("REDIS_URL"), celeryconfig.DEFAULT_REDIS_URL
-        ),
+        "REDIS_URL": redis_urls.from_environment(os.environ, celeryconfig.DEFAULT_REDIS_URL),
         # Empty means REDIS_URL, as in celeryconfig (webapp/services.py resolves it).
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", ""),
         "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", ""),

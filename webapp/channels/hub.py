@@ -275,15 +275,17 @@ class Hub:
 
 
 def _make_client(url: str, max_connections: int, wait_s: float) -> redis.Redis:
-    pool = redis.BlockingConnectionPool.from_url(
+    # Through Sentinel, every new connection (the subscription's after a failure
+    # too) goes to the primary of the moment; _run then subscribes again and
+    # RESYNC refills every stream from Redis, as after a restart.
+    return connections.make_blocking_client(
         url,
         # One for the subscription, at least one for reads.
         max_connections=max(2, max_connections),
-        timeout=wait_s,
+        pool_wait_s=wait_s,
         # A new stream reads where to start before it answers, so a frozen Redis
         # must cost it no more than any other web request (WEB_STALL_BOUND_S).
         socket_connect_timeout=connections.WEB_SOCKET_CONNECT_TIMEOUT_S,
         socket_timeout=connections.WEB_SOCKET_TIMEOUT_S,
         health_check_interval=connections.HEALTH_CHECK_INTERVAL_S,
     )
-    return redis.Redis(connection_pool=pool)
