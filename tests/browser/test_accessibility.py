@@ -43,7 +43,7 @@ def test_every_control_has_a_label_whichever_task_is_chosen(page: Page, web: str
     httpx.post(f"{web}/api/channels/a11y.check/messages", json={"data": 1})
     page.reload()
     expect(page.locator("#channel-rows tr").first).to_be_visible()
-    expect(page.locator("li.task").first).to_be_visible()
+    expect(page.locator("tr.task-row").first).to_be_visible()
 
     assert page.evaluate("document.documentElement.lang") == "en"
     ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
@@ -68,9 +68,9 @@ def test_the_submit_form_works_from_the_keyboard_alone(page: Page) -> None:
     status = page.locator("#submit-status")
     expect(status).to_have_text(re.compile(r"^Submitted consume as [0-9a-f]{8}\."))
     short_id = status.inner_text().split(" as ")[1].rstrip(".")
-    row = page.locator("li.task", has=page.locator(f'[data-field="link"]:text-is("{short_id}")'))
+    link = page.locator(f'[data-field="link"]:text-is("{short_id}")')
+    row = page.locator("tr.task-row", has=link)
     expect(row.locator('[data-field="state"]')).to_have_text("SUCCESS")
-    expect(row.locator('[data-field="result"]')).to_contain_text('"consumed": 6')
 
     # The submit button is reachable by Tab, and a bad value is reported by focus.
     page.get_by_label("number").fill("")
@@ -79,6 +79,13 @@ def test_the_submit_form_works_from_the_keyboard_alone(page: Page) -> None:
     expect(page.locator("#param-consume-number-error")).to_have_text("'number' is required")
     expect(page.get_by_label("number")).to_be_focused()
 
+    # The row's link opens the task's page from the keyboard, with its result.
+    task_id = row.get_attribute("data-task-id")
+    tab_to(page, f'tr.task-row[data-task-id="{task_id}"] a[data-field="link"]')
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(f"/tasks/{task_id}$"))
+    expect(page.locator('[data-field="result"]')).to_contain_text('"consumed": 6')
+
 
 def test_the_revoke_button_works_from_the_keyboard(page: Page, web: str) -> None:
     task_id = httpx.post(
@@ -86,9 +93,9 @@ def test_the_revoke_button_works_from_the_keyboard(page: Page, web: str) -> None
     ).json()["id"]
     page.reload()
     button = page.get_by_role("button", name=f"Revoke consume {task_id[:8]}")
-    tab_to(page, f'li.task[data-task-id="{task_id}"] button[data-action="revoke"]')
+    tab_to(page, f'tr.task-row[data-task-id="{task_id}"] button[data-action="revoke"]')
     page.keyboard.press("Enter")
-    row = page.locator(f'li.task[data-task-id="{task_id}"]')
+    row = page.locator(f'tr.task-row[data-task-id="{task_id}"]')
     expect(row.locator('[data-field="state"]')).to_have_text("REVOKED")
     expect(button).to_be_hidden()
 

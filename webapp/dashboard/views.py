@@ -1,4 +1,9 @@
-"""The dashboard page, the workflow view, and the article's two triggers."""
+"""The dashboard page, a task's page, the workflow view, and the article's two triggers.
+
+The pages are shells: their scripts read and follow everything live over the JSON API,
+so the server renders only what the page needs before its first read (the forms, the
+registry's names, the dead letters).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from tasks import deadletters, registry
+from tasks import deadletters, records, registry
 from webapp import auth
 from webapp.channels import publish
 from webapp.dashboard.pages import page, printable
@@ -24,13 +29,18 @@ bp = Blueprint("dashboard", __name__)
 
 # The article's random numbers were in range(9); keep its flavour.
 ARTICLE_NUMBER_RANGE = range(9)
-# How many recent tasks and dead letters the page shows when it is rendered.
-DASHBOARD_TASKS = 20
+# How many dead letters the page shows when it is rendered.
 DASHBOARD_DEAD_LETTERS = 20
-# What /workflows/<id> answers for an id far longer than any workflow's.
+# What /workflows/<id> and /tasks/<id> answer for an id far longer than any real one.
 NO_SUCH_WORKFLOW_PAGE = (
     '<!doctype html><html lang="en"><title>No such workflow</title><p>No such workflow.</p></html>'
 )
+NO_SUCH_TASK_PAGE = (
+    '<!doctype html><html lang="en"><title>No such task</title><p>No such task.</p></html>'
+)
+# The task table's tabs: a state (empty for every state) and its label, in the
+# order a task moves through them.
+TASK_TABS = [("", "All")] + [(state, state.capitalize()) for state in records.STATES]
 # The task the submit form offers first: it shows a progress bar moving.
 DEFAULT_FORM_TASK = "long_task"
 
@@ -41,31 +51,27 @@ def index() -> Response:
 
 
 def _page_context() -> dict[str, Any]:
-    tasks, tasks_read = _read_stored(
-        lambda: read_model.recent(
-            services(), state=None, task=None, limit=DASHBOARD_TASKS, scan_max=DASHBOARD_TASKS
-        )
+    dead_letters, dead_letters_read = _read_stored(
+        lambda: deadletters.newest(services().redis, DASHBOARD_DEAD_LETTERS)
     )
-    dead_letters: list[dict[str, Any]] = []
-    dead_letters_read = tasks_read
-    if tasks_read != UNREACHABLE_REDIS:  # one wait for an unreachable Redis is enough
-        dead_letters, dead_letters_read = _read_stored(
-            lambda: deadletters.newest(services().redis, DASHBOARD_DEAD_LETTERS)
-        )
     specs = [spec.to_json() for spec in registry.all_specs()]
     names = [spec["name"] for spec in specs]
-    tokens = auth.tokens_of(current_app)
     return {
+        **_token_flags(),
         "specs": specs,
         "selected_task": DEFAULT_FORM_TASK if DEFAULT_FORM_TASK in names else names[0],
-        "tasks": tasks,
+        "task_tabs": TASK_TABS,
         "dead_letters": dead_letters,
-        "redis_reachable": UNREACHABLE_REDIS not in (tasks_read, dead_letters_read),
-        "unreadable_entries": UNREADABLE_ENTRY in (tasks_read, dead_letters_read),
+        "redis_reachable": dead_letters_read != UNREACHABLE_REDIS,
+        "unreadable_entries": dead_letters_read == UNREADABLE_ENTRY,
         "flower_url": current_app.config["FLOWER_URL"],
-        "tokens_required": bool(tokens.write),
-        "reads_need_token": tokens.reads_closed,
     }
+
+
+def _token_flags() -> dict[str, bool]:
+    """What every page's top bar needs: the API token field, and signing out."""
+    tokens = auth.tokens_of(current_app)
+    return {"tokens_required": bool(tokens.write), "reads_need_token": tokens.reads_closed}
 
 
 # Why _read_stored found nothing to show.
@@ -95,25 +101,6 @@ def pretty_json(value: Any) -> str:
 
 
 @bp.app_template_global()
-def progress_percent(doc: dict[str, Any]) -> int:
-    """How full a task's progress bar is; the script computes the same."""
-    if doc.get("state") == "SUCCESS":
-        return 100
-    progress = doc.get("progress") or {}
-    current, total = progress.get("current"), progress.get("total")
-    if not isinstance(current, int | float) or not isinstance(total, int | float) or total <= 0:
-        return 0
-    return max(0, min(100, round(current / total * 100)))
-
-
-@bp.app_template_global()
-def progress_text(doc: dict[str, Any]) -> str:
-    message = (doc.get("progress") or {}).get("message")
-    percent = f"{progress_percent(doc)}%"
-    return f"{percent}, {message}" if message else percent
-
-
-@bp.app_template_global()
 def param_hint(param: dict[str, Any]) -> str:
     """A parameter's type, bounds and default, as the registry declares them."""
     parts = [param["type"]]
@@ -134,16 +121,20 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+@bp.get("/tasks/<task_id>")
+def task(task_id: str) -> Response:
+    """A task's page; its script reads the task over the API and follows it live."""
+    if len(task_id) > read_model.TASK_ID_MAX_CHARS:
+        return page(NO_SUCH_TASK_PAGE, 404)
+    return page(render_template("task.html", task_id=task_id, **_token_flags()))
+
+
 @bp.get("/workflows/<workflow_id>")
 def workflow(workflow_id: str) -> Response:
     """A workflow drawn as a graph; the page's script reads and follows it over the API."""
     if len(workflow_id) > WORKFLOW_ID_MAX_CHARS:
         return page(NO_SUCH_WORKFLOW_PAGE, 404)
-    reads_need_token = auth.tokens_of(current_app).reads_closed
-    html = render_template(
-        "workflow.html", workflow_id=workflow_id, reads_need_token=reads_need_token
-    )
-    return page(html)
+    return page(render_template("workflow.html", workflow_id=workflow_id, **_token_flags()))
 
 
 @bp.get(auth.PRODCONS_PATH)

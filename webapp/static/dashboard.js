@@ -1,96 +1,36 @@
-// The dashboard's behaviour: forms that speak the JSON API, live task state and
-// channel messages over Server-Sent Events, and a small throughput chart.
-// Plain browser JavaScript with no dependencies; data is only ever inserted as
-// text, never as markup.
+// The dashboard's behaviour: forms that speak the JSON API, dead letters, queue
+// depths and a small throughput chart, channel messages over Server-Sent Events,
+// schedules and workflows. The task table is task_table.js; the workers and the
+// per-task charts are panels.js; common.js holds what they share. Plain browser
+// JavaScript with no dependencies; data is only ever inserted as text, never as markup.
 (function () {
   "use strict";
 
-  var TERMINAL_STATES = ["SUCCESS", "FAILURE", "REVOKED"];
-  // Browsers open at most six connections per host over HTTP/1.1; task streams
-  // may use three, leaving room for the channel view and ordinary requests.
-  var MAX_TASK_STREAMS = 3;
-  var MAX_TASK_ROWS = 50;
+  var t = window.taskrelay;
+  var $ = t.$;
+  var $all = t.$all;
+  var api = t.api;
+  var errorOf = t.errorOf;
+  var setText = t.setText;
+  var show = t.show;
+  var svg = t.svg;
+  var prettyJson = t.prettyJson;
+  var taskTable = t.taskTable;
+
   var MAX_CHANNEL_MESSAGES = 200;
   var HISTORY_PAGE_SIZE = 100;
   var HISTORY_MAX_PAGES = 10;
   // The channel list shows its first page only: the server pages it (GET /api/channels).
   var CHANNEL_LIST_LIMIT = 100;
   var STATS_INTERVAL_MS = 5000;
+  // A task is filed as a dead letter just after its FAILURE is stored: the list
+  // is read again this long after a failure arrives on the task stream.
+  var DEAD_LETTER_DELAY_MS = 500;
   var RECONNECT_MIN_MS = 1000;
   var RECONNECT_MAX_MS = 30000;
-  var SVG_NS = "http://www.w3.org/2000/svg";
 
-  function $(selector, root) {
-    return (root || document).querySelector(selector);
-  }
-
-  function $all(selector, root) {
-    return Array.prototype.slice.call((root || document).querySelectorAll(selector));
-  }
-
-  function isTerminal(state) {
-    return TERMINAL_STATES.indexOf(state) !== -1;
-  }
-
-  function setText(element, text) {
-    if (element) element.textContent = text == null ? "" : String(text);
-  }
-
-  function show(element, visible) {
-    if (element) element.hidden = !visible;
-  }
-
-  function prettyJson(value) {
-    return JSON.stringify(value, null, 2);
-  }
-
-  // ---- the JSON API ------------------------------------------------------
-
-  function apiToken() {
-    var input = $("#api-token");
-    if (!input) return "";
-    if (input.value) sessionStorage.setItem("taskrelay-api-token", input.value);
-    return input.value || sessionStorage.getItem("taskrelay-api-token") || "";
-  }
-
-  function api(method, path, body) {
-    var headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    var token = apiToken();
-    if (token) headers.Authorization = "Bearer " + token;
-    var options = { method: method, headers: headers, credentials: "same-origin" };
-    if (body !== undefined) options.body = JSON.stringify(body);
-    return fetch(path, options).then(
-      function (response) {
-        // A read refused for want of a token: the sign-in cookie expired or was
-        // revoked, so sign in again rather than show errors everywhere.
-        if (response.status === 401 && method === "GET" && document.body.dataset.readsNeedToken === "true") {
-          window.location.assign(document.body.dataset.signInUrl);
-        }
-        if (response.status === 204) return { ok: true, status: 204, body: null };
-        return response.json().then(
-          function (payload) {
-            return { ok: response.ok, status: response.status, body: payload };
-          },
-          function () {
-            return { ok: response.ok, status: response.status, body: null };
-          }
-        );
-      },
-      function () {
-        return {
-          ok: false,
-          status: 0,
-          body: { error: { code: "network", message: "The server cannot be reached; try again shortly." } },
-        };
-      }
-    );
-  }
-
-  function errorOf(answer) {
-    var error = answer.body && answer.body.error;
-    if (error && error.message) return error;
-    return { code: "http_" + answer.status, message: "The server answered " + answer.status + "." };
+  function field(root, name) {
+    return root.querySelector('[data-field="' + name + '"]');
   }
 
   // ---- field errors --------------------------------------------------------
@@ -123,170 +63,6 @@
       return true;
     }
     return false;
-  }
-
-  // ---- recent tasks ----------------------------------------------------------
-
-  var taskList = $("#task-list");
-  var streams = {}; // task id -> EventSource
-  var streamCount = 0;
-  var waitingForStream = []; // task ids, oldest first
-
-  function taskRow(taskId) {
-    return $all("li.task", taskList).filter(function (row) {
-      return row.dataset.taskId === taskId;
-    })[0];
-  }
-
-  function ensureTaskRow(doc) {
-    var row = taskRow(doc.id);
-    if (row) return row;
-    row = $("#task-template").content.firstElementChild.cloneNode(true);
-    row.dataset.taskId = doc.id;
-    taskList.insertBefore(row, taskList.firstElementChild);
-    while (taskList.children.length > MAX_TASK_ROWS) {
-      var oldest = taskList.lastElementChild;
-      stopWatching(oldest.dataset.taskId);
-      taskList.removeChild(oldest);
-    }
-    show($("#task-list-empty"), false);
-    return row;
-  }
-
-  function progressPercent(doc) {
-    if (doc.state === "SUCCESS") return 100;
-    var progress = doc.progress || {};
-    if (typeof progress.current !== "number" || typeof progress.total !== "number" || progress.total <= 0) {
-      return 0;
-    }
-    return Math.max(0, Math.min(100, Math.round((progress.current / progress.total) * 100)));
-  }
-
-  function field(row, name) {
-    return row.querySelector('[data-field="' + name + '"]');
-  }
-
-  function applyTask(doc) {
-    var row = ensureTaskRow(doc);
-    var shortId = doc.id.slice(0, 8);
-    var label = (doc.task || "task") + " " + shortId;
-    var wasDeadLetter = row.dataset.deadLetter === "true";
-    row.dataset.state = doc.state;
-    row.dataset.deadLetter = doc.dead_letter ? "true" : "false";
-    setText(field(row, "name"), doc.task);
-    var link = field(row, "link");
-    link.href = "/api/tasks/" + encodeURIComponent(doc.id);
-    setText(link, shortId);
-    var state = field(row, "state");
-    state.dataset.state = doc.state;
-    setText(state, doc.state);
-    setText(field(row, "retries"), "retries: " + (doc.retries || 0));
-    show(field(row, "dead-letter"), Boolean(doc.dead_letter));
-
-    var percent = progressPercent(doc);
-    var bar = field(row, "bar");
-    bar.value = percent;
-    bar.setAttribute("aria-label", "Progress of " + label);
-    var message = doc.progress && doc.progress.message;
-    setText(field(row, "progress-text"), percent + "%" + (message ? ", " + message : ""));
-
-    var result = field(row, "result");
-    show(result, doc.state === "SUCCESS");
-    setText(result, doc.state === "SUCCESS" ? prettyJson(doc.result) : "");
-
-    var error = doc.error;
-    show(field(row, "error"), Boolean(error));
-    setText(field(row, "error-message"), error ? error.type + ": " + error.message : "");
-    show(field(row, "traceback-box"), Boolean(error && error.traceback));
-    setText(field(row, "traceback"), (error && error.traceback) || "");
-
-    var revoke = row.querySelector('[data-action="revoke"]');
-    revoke.setAttribute("aria-label", "Revoke " + label);
-    show(revoke, !isTerminal(doc.state));
-    if (doc.dead_letter && !wasDeadLetter) refreshDeadLetters();
-  }
-
-  function watchTask(taskId) {
-    if (streams[taskId] || waitingForStream.indexOf(taskId) !== -1) return;
-    waitingForStream.push(taskId);
-    openWaitingStreams();
-  }
-
-  function openWaitingStreams() {
-    while (streamCount < MAX_TASK_STREAMS && waitingForStream.length) {
-      openTaskStream(waitingForStream.shift());
-    }
-  }
-
-  function openTaskStream(taskId) {
-    // The first event is the current state, so a stream opened late (or again,
-    // after the browser reconnects it) never misses the end of a task.
-    var source = new EventSource("/api/tasks/" + encodeURIComponent(taskId) + "/events");
-    streams[taskId] = source;
-    streamCount += 1;
-    source.addEventListener("state", function (event) {
-      var doc = JSON.parse(event.data);
-      applyTask(doc);
-      if (isTerminal(doc.state)) stopWatching(taskId);
-    });
-    source.addEventListener("error", function () {
-      // CONNECTING means the browser retries by itself; CLOSED means it gave up
-      // (the task is unknown), so the slot goes to the next task.
-      if (source.readyState === EventSource.CLOSED) stopWatching(taskId);
-    });
-  }
-
-  function stopWatching(taskId) {
-    var queued = waitingForStream.indexOf(taskId);
-    if (queued !== -1) waitingForStream.splice(queued, 1);
-    var source = streams[taskId];
-    if (!source) return;
-    source.close();
-    delete streams[taskId];
-    streamCount -= 1;
-    openWaitingStreams();
-  }
-
-  function watchUnfinishedTasks() {
-    // Oldest first: those are nearest the front of the queue.
-    $all("li.task", taskList)
-      .reverse()
-      .forEach(function (row) {
-        if (!isTerminal(row.dataset.state)) watchTask(row.dataset.taskId);
-      });
-  }
-
-  function revokeTask(row) {
-    var status = field(row, "row-status");
-    setText(status, "Revoking…");
-    api("DELETE", "/api/tasks/" + encodeURIComponent(row.dataset.taskId)).then(function (answer) {
-      if (answer.ok) {
-        setText(status, "");
-        applyTask(answer.body);
-      } else {
-        setText(status, errorOf(answer).message);
-      }
-    });
-  }
-
-  function refreshTask(taskId) {
-    api("GET", "/api/tasks/" + encodeURIComponent(taskId)).then(function (answer) {
-      if (answer.ok) applyTask(answer.body);
-    });
-  }
-
-  function addTasksSubmittedElsewhere() {
-    api("GET", "/api/tasks?limit=20").then(function (answer) {
-      if (!answer.ok) return;
-      answer.body.tasks
-        .slice()
-        .reverse()
-        .forEach(function (doc) {
-          if (taskRow(doc.id)) return;
-          applyTask(doc);
-          if (!isTerminal(doc.state)) watchTask(doc.id);
-        });
-    });
   }
 
   // ---- the submit form ---------------------------------------------------------
@@ -354,8 +130,7 @@
     var body = submissionBody();
     api("POST", "/api/tasks", body).then(function (answer) {
       if (answer.ok) {
-        applyTask(answer.body);
-        watchTask(answer.body.id);
+        taskTable.noteTask(answer.body);
         setText(status, "Submitted " + answer.body.task + " as " + answer.body.id.slice(0, 8) + ".");
         return;
       }
@@ -394,7 +169,22 @@
       var entries = answer.body.dead_letters;
       deadLetterList.replaceChildren.apply(deadLetterList, entries.map(renderDeadLetter));
       show($("#dead-letter-empty"), entries.length === 0);
+      taskTable.markDeadLetters(
+        entries.map(function (entry) {
+          return entry.id;
+        })
+      );
     });
+  }
+
+  var deadLetterTimer = null;
+
+  function refreshDeadLettersSoon() {
+    if (deadLetterTimer) return;
+    deadLetterTimer = window.setTimeout(function () {
+      deadLetterTimer = null;
+      refreshDeadLetters();
+    }, DEAD_LETTER_DELAY_MS);
   }
 
   function actOnDeadLetter(item, action) {
@@ -410,8 +200,7 @@
         return;
       }
       if (action === "replay") {
-        applyTask(answer.body);
-        watchTask(answer.body.id);
+        taskTable.noteTask(answer.body);
         setText(status, "Replayed " + id.slice(0, 8) + " as " + answer.body.id.slice(0, 8) + ".");
       } else {
         setText(status, "Discarded " + id.slice(0, 8) + ".");
@@ -422,17 +211,7 @@
 
   // ---- queues and throughput -----------------------------------------------------
 
-  var knownNewestTask = null;
   var knownDeadLetters = null;
-
-  function svg(name, attributes, text) {
-    var element = document.createElementNS(SVG_NS, name);
-    Object.keys(attributes).forEach(function (key) {
-      element.setAttribute(key, String(attributes[key]));
-    });
-    if (text !== undefined) element.textContent = text;
-    return element;
-  }
 
   function drawThroughput(throughput) {
     var chart = $("#throughput-chart");
@@ -510,17 +289,8 @@
     var dead = stats.dead_letters;
     var deadSignature = dead.count + ":" + dead.newest_id;
     if (deadSignature !== knownDeadLetters) {
-      if (knownDeadLetters !== null) {
-        refreshDeadLetters();
-        // A task is filed as a dead letter just after its FAILURE is stored, so
-        // its row may have ended before the flag was set.
-        if (dead.newest_id && taskRow(dead.newest_id)) refreshTask(dead.newest_id);
-      }
+      if (knownDeadLetters !== null) refreshDeadLetters();
       knownDeadLetters = deadSignature;
-    }
-    if (stats.newest_task_id && stats.newest_task_id !== knownNewestTask) {
-      if (knownNewestTask !== null && !taskRow(stats.newest_task_id)) addTasksSubmittedElsewhere();
-      knownNewestTask = stats.newest_task_id;
     }
   }
 
@@ -877,9 +647,9 @@
       };
       setText(status, done[action]);
       if (action === "schedule-run") {
-        applyTask({ id: answer.body.task_id, task: null, state: answer.body.state || "QUEUED", retries: 0 });
-        refreshTask(answer.body.task_id);
-        watchTask(answer.body.task_id);
+        api("GET", "/api/tasks/" + encodeURIComponent(answer.body.task_id)).then(function (task) {
+          if (task.ok) taskTable.noteTask(task.body);
+        });
       }
       refreshSchedules();
     });
@@ -1023,7 +793,6 @@
     var button = event.target.closest("button[data-action]");
     if (!button) return;
     var action = button.dataset.action;
-    if (action === "revoke") revokeTask(button.closest("li.task"));
     if (action === "replay" || action === "discard") actOnDeadLetter(button.closest("li.dead-letter"), action);
     if (action.indexOf("schedule-") === 0) actOnSchedule(button);
     if (action === "watch") {
@@ -1042,10 +811,14 @@
     $("#workflow-open-form").addEventListener("submit", onOpenWorkflow);
     document.addEventListener("click", onClick);
     window.addEventListener("pagehide", function () {
-      Object.keys(streams).forEach(stopWatching);
       stopChannel();
     });
-    watchUnfinishedTasks();
+    taskTable.onFinished(function (events) {
+      var failed = events.some(function (event) {
+        return event.state === "FAILURE";
+      });
+      if (failed) refreshDeadLettersSoon();
+    });
     var channel = new URL(window.location.href).searchParams.get("channel");
     if (channel) watchChannel(channel);
     pollStats();
