@@ -25,6 +25,8 @@ import httpx
 import psutil
 import pytest
 
+from taskrelay.supervisor import CRASH_LOOP_EXITS, CRASH_LOOP_WINDOW_S
+from tests.faults.helpers import Stopwatch
 from tests.support import REPO_ROOT, free_port, log_tail, wait_until
 
 # The first test pays for starting the shared system; none takes longer than this.
@@ -39,6 +41,8 @@ GONE_TIMEOUT_S = 10.0
 API_POLL_INTERVAL_S = 0.1
 # Celery's line, once per start, in a worker's log.
 WORKER_READY_LINE = " ready."
+# In the command line of the web's main process (the gunicorn master) only.
+WEB_MARKER = "-m gunicorn"
 
 
 @dataclass
@@ -130,19 +134,22 @@ def assert_all_gone(up: Up) -> None:
         raise AssertionError(f"still running: {left}") from None
 
 
+def wait_ready(up: Up) -> None:
+    def announced_ready() -> bool:
+        if up.process.poll() is not None:
+            raise AssertionError(f"taskrelay up exited:\n{log_tail(up.log_path)}")
+        up.remember_processes()
+        return READY_BANNER in up.output()
+
+    wait_until(announced_ready, timeout_s=START_TIMEOUT_S, interval_s=0.2, what="the system")
+
+
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     """One supervised system, ready, shared by the tests that kill its roles."""
     up = start_up(tmp_path_factory.mktemp("supervised"))
     try:
-
-        def announced_ready() -> bool:
-            if up.process.poll() is not None:
-                raise AssertionError(f"taskrelay up exited:\n{log_tail(up.log_path)}")
-            up.remember_processes()
-            return READY_BANNER in up.output()
-
-        wait_until(announced_ready, timeout_s=START_TIMEOUT_S, interval_s=0.2, what="the system")
+        wait_ready(up)
         yield up
     finally:
         stop_up(up)
@@ -260,6 +267,67 @@ def test_a_role_that_keeps_exiting_stops_everything_with_a_message_and_a_nonzero
     assert "flower exited with 1: 5 exits within 60 s, a crash loop; stopping everything" in output
     assert output.rstrip().endswith("stopped"), output[-2000:]
     assert len(up.seen) >= 5  # Redis, web, two workers and the relay worker were there
+
+
+def test_a_sigkilled_web_comes_back_and_a_web_killed_each_time_it_returns_stops_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up = start_up(tmp_path)
+    try:
+        wait_ready(up)
+        first = up.role_pid(WEB_MARKER)
+        assert first is not None
+        kills = Stopwatch()
+        orphans = kill_serving_master(up, first)
+        # One crash: restarted, and the new master serves and counts the restart.
+        wait_until(
+            lambda: web_restarts(up) == 1,
+            timeout_s=RESTART_TIMEOUT_S,
+            interval_s=0.2,
+            what="the restarted web to count its restart",
+        )
+        master = wait_new_main_process(up, WEB_MARKER, first)
+        assert not any(orphan.is_running() for orphan in orphans), "the old workers still serve"
+        # Then killed each time it is back, until the supervisor gives up.
+        for kill in range(2, CRASH_LOOP_EXITS + 1):
+            kill_serving_master(up, master)
+            if kill < CRASH_LOOP_EXITS:
+                master = wait_new_main_process(up, WEB_MARKER, master)
+        up.process.wait(timeout=CRASH_LOOP_WINDOW_S)
+        gone_after_s = kills.seconds()
+    finally:
+        stop_up(up)
+    output = up.output()
+    with capsys.disabled():
+        print(f"\n[measure] web SIGKILLed {CRASH_LOOP_EXITS} times: up gone in {gone_after_s} s")
+    assert up.process.returncode == 1, output
+    assert "web exited with -9; restarting in 0.5 s (restart 1;" in output
+    assert (
+        f"web exited with -9: {CRASH_LOOP_EXITS} exits within {CRASH_LOOP_WINDOW_S:g} s, "
+        "a crash loop; stopping everything" in output
+    ), output[-2000:]
+    assert output.rstrip().endswith("stopped"), output[-2000:]
+    assert gone_after_s < CRASH_LOOP_WINDOW_S
+
+
+def kill_serving_master(up: Up, master: int) -> list[psutil.Process]:
+    """SIGKILL a web master once it has forked its workers; the workers it leaves behind."""
+    workers = wait_until(
+        lambda: psutil.Process(master).children(),
+        timeout_s=RESTART_TIMEOUT_S,
+        what="the web master's workers",
+    )
+    up.remember_processes()
+    os.kill(master, signal.SIGKILL)
+    return workers
+
+
+def web_restarts(up: Up) -> int | None:
+    """The web's restart count in /readyz; None while no web answers."""
+    try:
+        return up.restarts().get("web")
+    except httpx.HTTPError:
+        return None
 
 
 def test_a_sigkilled_task_worker_restarts_while_the_api_answers_and_a_task_elsewhere_finishes(
