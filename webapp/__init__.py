@@ -11,6 +11,7 @@ from webapp import (
     auth,
     channels,
     dashboard,
+    durable_accept,
     errors,
     headers,
     limits,
@@ -30,11 +31,12 @@ class Extension(Protocol):
 
 
 # Each is set up on the app by its init_app(app), Flask's extension convention, in
-# this order: the clients first, as the rest use them; the security headers for
-# every answer; the token check before the rate limit, so a refused token is never
-# counted; then the areas' blueprints.
+# this order: the clients first, as the rest use them, and the replica wait that
+# they allow; the security headers for every answer; the token check before the
+# rate limit, so a refused token is never counted; then the areas' blueprints.
 EXTENSIONS: tuple[Extension, ...] = (
     services,
+    durable_accept,
     errors,
     headers,
     auth,

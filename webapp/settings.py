@@ -42,6 +42,11 @@ SSE_MAX_STREAMS_PER_CLIENT = 100
 # streams cannot pin the pool beyond this wait.
 SSE_REDIS_CONNECTIONS = 64
 SSE_REDIS_WAIT_S = 2.0
+# Durable accept (webapp/durable_accept.py): replicas that must confirm a task's or a
+# channel message's write before its 202 (0: no wait, no extra round trip), and how
+# long WAIT may take, in milliseconds, before the answer is 503.
+SUBMIT_REPLICAS = 0
+SUBMIT_REPLICAS_TIMEOUT_MS = 1_000
 # How many channels GET /api/channels answers at most per page, and by default.
 CHANNEL_LIST_MAX = 1_000
 CHANNEL_LIST_DEFAULT = 100
@@ -60,6 +65,8 @@ def defaults() -> dict[str, Any]:
         "MAX_DELAYED_TASKS": MAX_DELAYED_TASKS,
         "SSE_HEARTBEAT_S": SSE_HEARTBEAT_S,
         "RETRY_AFTER_S": RETRY_AFTER_S,
+        "SUBMIT_REPLICAS": SUBMIT_REPLICAS,
+        "SUBMIT_REPLICAS_TIMEOUT_MS": SUBMIT_REPLICAS_TIMEOUT_MS,
         # Channels: what each keeps, for how long, how many, how large a message.
         "CHANNEL_RETENTION": channel_bounds.DEFAULT_RETENTION,
         "CHANNEL_RETENTION_BYTES": channel_bounds.DEFAULT_RETENTION_BYTES,

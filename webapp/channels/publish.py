@@ -12,9 +12,11 @@ from typing import Any
 from flask import current_app
 
 from tasks import channels
+from tasks.celery_ext import atomic_publish
 from tasks.channels import bounds, index
 from tasks.channels import log as channel_log
 from tasks.channels.relay import RELAY_TASK_NAME
+from webapp import durable_accept
 from webapp.channels.metrics import METRICS
 from webapp.errors import UNREACHABLE, ApiError, BadRequest, ServiceUnavailable
 from webapp.services import Services, services
@@ -22,6 +24,11 @@ from webapp.services import Services, services
 logger = logging.getLogger(__name__)
 
 FIELDS = ("data",)
+# What a 503 from durable accept tells the client: the message is written, not lost.
+RETRY_ADVICE = (
+    "The message is not lost and will likely reach subscribers under this id; "
+    "publishing it again may deliver it twice"
+)
 
 
 class MessageTooLarge(ApiError):
@@ -74,6 +81,7 @@ def publish_here(channel: str, data: Any) -> dict[str, str]:
         retention=retention_of(config),
         max_channels=int(config["CHANNEL_MAX_CHANNELS"]),
         retry_after_s=config["RETRY_AFTER_S"],
+        replicas=durable_accept.current(),
     )
     METRICS.published(channel)
     return accepted
@@ -87,8 +95,12 @@ def publish(
     retention: bounds.Retention,
     max_channels: int,
     retry_after_s: int,
+    replicas: durable_accept.ReplicaWait | None = None,
 ) -> dict[str, str]:
-    """Enqueue the relay task; answer the message's id, which subscribers will see."""
+    """Enqueue the relay task; answer the message's id, which subscribers will see.
+
+    With ``replicas``, only once that many replicas hold it (webapp/durable_accept.py).
+    """
     pending = channel_log.Pending(
         channel=channel,
         message_id=channels.new_message_id(),
@@ -114,13 +126,45 @@ def publish(
             field="channel",
         )
     try:
-        svc.celery.send_task(
-            RELAY_TASK_NAME, kwargs=asdict(pending), task_id=message_id, retry=True
-        )
+        with durable_accept.replicated(
+            replicas,
+            what=f"message {message_id}",
+            advice=RETRY_ADVICE,
+            retry_after_s=retry_after_s,
+        ) as hold:
+            _send(svc, pending, hold if replicas is not None else None)
     except UNREACHABLE:
         _forget(svc, message_id)
         raise _unreachable(message_id, retry_after_s) from None
     return {"id": message_id, "channel": channel}
+
+
+def _send(svc: Services, pending: channel_log.Pending, hold: durable_accept.Holder | None) -> None:
+    """Send the relay task; with ``hold``, as a MULTI/EXEC whose connection WAIT follows.
+
+    The message's record was written before, on the same Redis, so the WAIT after
+    the message covers the record too.
+    """
+    if hold is None:
+        svc.celery.send_task(
+            RELAY_TASK_NAME, kwargs=asdict(pending), task_id=pending.message_id, retry=True
+        )
+        return
+    with (
+        svc.celery.producer_or_acquire() as producer,
+        atomic_publish.transaction(producer) as transaction,
+    ):
+        svc.celery.send_task(
+            RELAY_TASK_NAME,
+            kwargs=asdict(pending),
+            task_id=pending.message_id,
+            retry=True,
+            producer=producer,
+        )
+        pipe = transaction.pipeline()
+        if pipe is None:
+            raise RuntimeError("the broker transport lent no transaction to publish in")
+        hold(pipe)
 
 
 def _unreachable(message_id: str, retry_after_s: int) -> ServiceUnavailable:

@@ -12,13 +12,19 @@ import redis
 
 from tasks import delayed, keys, records
 from tasks.celery_ext import atomic_publish
-from webapp import idempotency
+from webapp import durable_accept, idempotency
 from webapp.errors import UNREACHABLE, ServiceUnavailable, TooManyRequests
 from webapp.services import Services
 from webapp.tasks import read_model as task_views
 from webapp.tasks.request import Submission
 
 logger = logging.getLogger(__name__)
+
+# What a 503 from durable accept tells the client: the task is written, not lost.
+RETRY_ADVICE = (
+    "The task is not lost and may run; send the request again with the same "
+    "Idempotency-Key, which answers this task rather than accepting a second one"
+)
 
 
 def unavailable(retry_after_s: int) -> ServiceUnavailable:
@@ -36,8 +42,12 @@ def submit(
     idempotency_key: str | None = None,
     body_fingerprint: str = "",
     extra: dict[str, str] | None = None,
+    replicas: durable_accept.ReplicaWait | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Accept a task; return its document and whether it is new (False: a replayed key)."""
+    """Accept a task; return its document and whether it is new (False: a replayed key).
+
+    With ``replicas``, only once that many replicas hold the task (webapp/durable_accept.py).
+    """
     task_id = str(uuid.uuid4())
     claimed_key = None
     try:
@@ -53,7 +63,13 @@ def submit(
                 return _existing(services, first), False
             claimed_key = idempotency_key
         _count_delayed(services, submission, task_id, retry_after_s, claimed_key)
-        record = _record_and_send(services, submission, task_id, extra or {})
+        with durable_accept.replicated(
+            replicas,
+            what=f"task {task_id}",
+            advice=RETRY_ADVICE,
+            retry_after_s=retry_after_s,
+        ) as hold:
+            record = _record_and_send(services, submission, task_id, extra or {}, hold)
     except UNREACHABLE:
         logger.warning("broker unreachable, task %s not enqueued", task_id, exc_info=True)
         _undo(services, task_id, claimed_key)
@@ -91,7 +107,11 @@ def _existing(services: Services, task_id: str) -> dict[str, Any]:
 
 
 def _record_and_send(
-    services: Services, submission: Submission, task_id: str, extra: dict[str, str]
+    services: Services,
+    submission: Submission,
+    task_id: str,
+    extra: dict[str, str],
+    hold: durable_accept.Holder,
 ) -> dict[str, str]:
     """Write the task's record and send its message: together, where the broker allows.
 
@@ -112,6 +132,7 @@ def _record_and_send(
         pipe = transaction.pipeline()
         if pipe is None:
             raise RuntimeError("the broker transport lent no transaction to publish in")
+        hold(pipe)
         return _queue_record(pipe, submission, task_id, extra)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from tasks import keys, records
 from tasks.workflows import description, dispatch, state
 from tasks.workflows.plan import Plan
-from webapp import idempotency
+from webapp import durable_accept, idempotency
 from webapp.errors import UNREACHABLE, ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
 from webapp.services import Services
 from webapp.workflows import read_model
@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 # What a request that reuses the Idempotency-Key of one still being accepted is told
 # to wait, in seconds: accepting a workflow takes one round trip to Redis.
 IN_FLIGHT_RETRY_AFTER_S = 1
+# What a 503 from durable accept tells the client: the workflow is written, not lost.
+RETRY_ADVICE = (
+    "The workflow is not lost and may run; send the request again with the same "
+    "Idempotency-Key, which answers this workflow rather than accepting a second one"
+)
 
 
 class DescriptionTooLarge(ApiError):
@@ -45,8 +50,12 @@ def submit(
     retry_after_s: int,
     idempotency_key: str | None = None,
     body_fingerprint: str = "",
+    replicas: durable_accept.ReplicaWait | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Accept a workflow; return its document and whether it is new (False: a replayed key)."""
+    """Accept a workflow; return its document and whether it is new (False: a replayed key).
+
+    With ``replicas``, only once that many replicas hold it (webapp/durable_accept.py).
+    """
     workflow_id = str(uuid.uuid4())
     claimed_key = None
     first_steps = plan.initial()
@@ -63,21 +72,27 @@ def submit(
                 return _existing(services, first), False
             claimed_key = idempotency_key
         submitted_at = records.utc_now_iso()
-        dispatch.send_all(
-            services.celery,
-            services.redis,
-            workflow_id,
-            [dispatch.prepare(step) for step in first_steps],
-            atomically=services.submit_atomically,
-            before=lambda pipe: state.queue_save(
-                pipe,
+        with durable_accept.replicated(
+            replicas,
+            what=f"workflow {workflow_id}",
+            advice=RETRY_ADVICE,
+            retry_after_s=retry_after_s,
+        ) as hold:
+            dispatch.send_all(
+                services.celery,
+                services.redis,
                 workflow_id,
-                plan,
-                submitted_at=submitted_at,
-                sent=[step.id for step in first_steps],
-            ),
-            after=lambda pipe: state.queue_counted(pipe, plan),
-        )
+                [dispatch.prepare(step) for step in first_steps],
+                atomically=services.submit_atomically,
+                before=lambda pipe: state.queue_save(
+                    pipe,
+                    workflow_id,
+                    plan,
+                    submitted_at=submitted_at,
+                    sent=[step.id for step in first_steps],
+                ),
+                after=lambda pipe: _counted_and_held(pipe, plan, hold),
+            )
     except UNREACHABLE:
         logger.warning("broker unreachable, workflow %s not accepted", workflow_id, exc_info=True)
         _undo(services, workflow_id, plan, claimed_key)
@@ -96,6 +111,11 @@ def submit(
         finished_steps=0,
     )
     return read_model.document(workflow_id, accepted, {}), True
+
+
+def _counted_and_held(pipe: Any, plan: Plan, hold: durable_accept.Holder) -> None:
+    state.queue_counted(pipe, plan)
+    hold(pipe)
 
 
 def _existing(services: Services, workflow_id: str) -> dict[str, Any]:

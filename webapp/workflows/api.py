@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from tasks import records
 from tasks.workflows import state
-from webapp import sse, sse_slots
+from webapp import durable_accept, sse, sse_slots
 from webapp.errors import Conflict, NotFound
 from webapp.jsonbody import read_json_object
 from webapp.query import limit_arg
@@ -32,6 +32,7 @@ def create_workflow() -> Response:
         retry_after_s=current_app.config["RETRY_AFTER_S"],
         idempotency_key=key,
         body_fingerprint=fingerprint(body),
+        replicas=durable_accept.current(),
     )
     response = jsonify(doc)
     response.status_code = 202 if created else 200
