@@ -10,7 +10,27 @@ PREFIX = "taskrelay:"
 # change on a channel with the same name, which the task event stream follows.
 CELERY_RESULT_PREFIX = "celery-task-meta-"
 
+# The task indexes (tasks/task_index.py), kept as records change and bounded by the
+# record TTL: every task id scored by its submission time (epoch seconds), the same
+# per task name, per state and per (state, name); every id at score 0, in id order,
+# for prefix search. A task's state in the indexes is the record's "index_state".
 TASK_INDEX = PREFIX + "tasks"
+TASK_IDS = PREFIX + "tasks:ids"
+TASK_NAME_INDEX_PREFIX = PREFIX + "tasks:name:"
+TASK_STATE_INDEX_PREFIX = PREFIX + "tasks:state:"
+TASK_STATE_NAME_INDEX_PREFIX = PREFIX + "tasks:state-name:"
+# Every task's state changes, newest last, trimmed to defaults.TASK_EVENTS_MAX_ENTRIES:
+# what GET /api/tasks/events streams and resumes from.
+TASK_EVENTS = PREFIX + "task-events"
+# A task's states, oldest first (the newest defaults.TASK_HISTORY_MAX_ENTRIES), kept
+# beside its record for as long.
+TASK_HISTORY_PREFIX = PREFIX + "task-history:"
+# Per-minute figures of every task name (finished, wait and run histograms), one
+# hash per minute, expiring a little after the longest stats window.
+TASK_STATS_PREFIX = PREFIX + "task-stats:"
+# Workers by their last beat, and each worker's last beacon (queues, running tasks).
+WORKERS = PREFIX + "workers"
+WORKER_PREFIX = PREFIX + "worker:"
 DEAD_LETTER_INDEX = PREFIX + "deadletters"
 REVOKED = PREFIX + "revoked"
 # Countdown/eta tasks accepted and not yet started, scored by when they are due
@@ -23,6 +43,31 @@ METRICS_TASK_RUNTIME = PREFIX + "metrics:task-runtime"
 
 def task_record(task_id: str) -> str:
     return f"{PREFIX}task:{task_id}"
+
+
+def task_name_index(name: str) -> str:
+    return TASK_NAME_INDEX_PREFIX + name
+
+
+def task_state_index(state: str) -> str:
+    return TASK_STATE_INDEX_PREFIX + state
+
+
+def task_state_name_index(state: str, name: str) -> str:
+    # A state has no colon, so the name after the first one is the whole name.
+    return f"{TASK_STATE_NAME_INDEX_PREFIX}{state}:{name}"
+
+
+def task_history(task_id: str) -> str:
+    return TASK_HISTORY_PREFIX + task_id
+
+
+def task_stats(minute_start_s: int) -> str:
+    return f"{TASK_STATS_PREFIX}{minute_start_s}"
+
+
+def worker(hostname: str) -> str:
+    return WORKER_PREFIX + hostname
 
 
 def idempotency(key: str) -> str:

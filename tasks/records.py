@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from tasks import defaults, keys, metrics
+from tasks import defaults, keys, metrics, task_index
 from tasks.celery_ext.result_backend import GUARDED_SET
 from tasks.text import as_text
 
@@ -60,17 +60,20 @@ def save_submission(
     pipe.hset(record_key, mapping=fields)  # type: ignore[arg-type]
     pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
     metrics.count(pipe, task, metrics.SUBMITTED)
-    pipe.zadd(keys.TASK_INDEX, {task_id: datetime.fromisoformat(submitted_at).timestamp()})
-    # Keep only the newest entries; the oldest fall off the "recent tasks" list.
-    pipe.zremrangebyrank(keys.TASK_INDEX, 0, -defaults.TASK_INDEX_MAX_ENTRIES - 1)
+    # QUEUED in the indexes, its first history entry and its event, in one step.
+    task_index.queue_step(
+        pipe, task_index.submitted_command(task_id, task, datetime.fromisoformat(submitted_at))
+    )
     return fields
 
 
 def forget_submission(client: redis.Redis, task_id: str) -> None:
     """Undo save_submission, for a task whose message could not be sent."""
+    name = client.hget(keys.task_record(task_id), "task")
     with client.pipeline() as pipe:
         pipe.delete(keys.task_record(task_id))
-        pipe.zrem(keys.TASK_INDEX, task_id)
+        for command in task_index.forget_commands(task_id, None if name is None else as_text(name)):
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         pipe.execute()
 
 
@@ -97,9 +100,20 @@ def mark_started(
     worker: str,
     attempt: int,
     started_meta: StartedMeta | None = None,
+    *,
+    name: str | None = None,
 ) -> Start:
-    """Record that a worker started the task (and its STARTED state), in one round trip."""
+    """Record that a worker started the task (and its STARTED state), in one round trip.
+
+    With its public ``name``, the task also moves to STARTED in the indexes: with
+    the STARTED meta, so only if that was stored (never over SUCCESS).
+    """
     record_key = keys.task_record(task_id)
+    index_step = (
+        []
+        if name is None
+        else [task_index.moved_command(task_id, name, STARTED, retries=attempt, worker=worker)]
+    )
     with client.pipeline(transaction=False) as pipe:
         pipe.hset(record_key, mapping={"started_at": utc_now_iso(), "worker": worker})
         pipe.hincrby(record_key, f"deliveries:{attempt}", 1)
@@ -107,7 +121,13 @@ def mark_started(
         pipe.zscore(keys.REVOKED, task_id)
         if started_meta is not None:
             # EVAL, not EVALSHA: a pipeline cannot reload a script Redis forgot.
-            pipe.eval(GUARDED_SET, 1, started_meta.key, started_meta.encoded, started_meta.ttl_s)
+            then = [json.dumps(step) for step in index_step]
+            pipe.eval(
+                GUARDED_SET, 1, started_meta.key, started_meta.encoded, started_meta.ttl_s, *then
+            )
+        else:
+            for step in index_step:
+                task_index.queue_step(pipe, step)
         # A started countdown/eta task no longer counts against the cap (tasks/delayed.py).
         pipe.zrem(keys.DELAYED_TASKS, task_id)
         replies = pipe.execute()
@@ -119,10 +139,15 @@ def finished_command(task_id: str, state: str) -> list[str]:
     return ["HSET", keys.task_record(task_id), "state", state, "finished_at", utc_now_iso()]
 
 
-def revoke(client: redis.Redis, task_id: str) -> None:
-    """Remember a revoke durably, so that no worker, even a new one, runs the task."""
+def revoke(client: redis.Redis, task_id: str, name: str | None = None) -> None:
+    """Remember a revoke durably, so that no worker, even a new one, runs the task.
+
+    With its public ``name``, the task also moves to REVOKED in the indexes.
+    """
     now = datetime.now(UTC).timestamp()
     with client.pipeline(transaction=False) as pipe:
+        if name is not None:
+            task_index.queue_step(pipe, task_index.moved_command(task_id, name, REVOKED))
         pipe.zadd(keys.REVOKED, {task_id: now})
         pipe.zrem(keys.DELAYED_TASKS, task_id)
         # A task older than its record cannot arrive any more; forget its revoke.
@@ -149,6 +174,16 @@ def read_raw(
     return [(_decode_hash(r), m) for r, m in zip(records, metas, strict=True)]
 
 
+def read_history(client: redis.Redis, task_id: str) -> list[dict[str, Any]]:
+    """A task's states, oldest first (the newest defaults.TASK_HISTORY_MAX_ENTRIES)."""
+    entries = []
+    for raw in client.lrange(keys.task_history(task_id), 0, -1):
+        entry = _json_field(as_text(raw), None)
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
 def parse_meta(raw: bytes | str | None) -> dict[str, Any] | None:
     """Decode a raw Celery result meta; anything that is not a JSON object is ignored."""
     if raw is None:
@@ -172,7 +207,7 @@ def document(task_id: str, record: dict[str, str], meta: dict[str, Any] | None) 
         "id": task_id,
         "task": record.get("task"),
         "state": state,
-        "progress": _progress(result) if state == PROGRESS else None,
+        "progress": progress_of(result) if state == PROGRESS else None,
         "result": result if state == SUCCESS else None,
         "error": _error(result, meta.get("traceback")) if state in (RETRY, FAILURE) else None,
         "retries": _int(meta.get("retries")),
@@ -195,7 +230,7 @@ def _public_state(celery_state: Any) -> str:
     return state if state in STATES else QUEUED
 
 
-def _progress(result: Any) -> dict[str, Any] | None:
+def progress_of(result: Any) -> dict[str, Any] | None:
     if not isinstance(result, dict):
         return None
     return {

@@ -9,6 +9,8 @@ A task may also name commands that belong with the state it ends in (its record'
 final state, its metrics, its dead letter): they run in the same script, only if the
 state was stored, so nobody ever sees FAILURE without its dead letter, and a
 failure that lost the race to a SUCCESS stored elsewhere leaves no dead letter.
+A command may also be one of the task index's Lua steps (tasks/task_index.py),
+named by its first word.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from celery import states
 from celery.backends.base import BackendStoreError
 from celery.backends.redis import RedisBackend
 
+from tasks import task_index
 from tasks.text import as_text
 
 # KEYS[1]: the result key. ARGV[1]: the encoded meta; ARGV[2]: seconds to keep it
 # (0: forever); ARGV[3...]: commands to run once it is stored, each a JSON array of
-# strings. Returns 1 if stored, 0 if a SUCCESS was there already.
-GUARDED_SET = """
+# strings: a Redis command, or a task index step. Returns 1 if stored, 0 if a
+# SUCCESS was there already.
+GUARDED_SET = (
+    task_index.LUA_STEPS
+    + """
 local current = redis.call('GET', KEYS[1])
 if current then
     local ok, meta = pcall(cjson.decode, current)
@@ -43,10 +49,17 @@ else
 end
 redis.call('PUBLISH', KEYS[1], ARGV[1])
 for i = 3, #ARGV do
-    redis.call(unpack(cjson.decode(ARGV[i])))
+    local command = cjson.decode(ARGV[i])
+    local step = STEPS[command[1]]
+    if step then
+        step(unpack(command, 2))
+    else
+        redis.call(unpack(command))
+    end
 end
 return 1
 """
+)
 
 BACKEND_PATH = "tasks.celery_ext.result_backend:GuardedRedisBackend"
 PUBLISH_ONLY_BACKEND_PATH = "tasks.celery_ext.result_backend:PublishOnlyRedisBackend"

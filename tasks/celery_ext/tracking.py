@@ -12,7 +12,7 @@ from billiard.einfo import ExceptionInfo
 from celery import Task, states
 from celery.exceptions import Ignore
 
-from tasks import deadletters, metrics, records
+from tasks import deadletters, metrics, records, task_index
 from tasks.celery_ext.result_backend import Command, GuardedRedisBackend
 from tasks.connections import shared_client
 from tasks.errors import PoisonTaskError
@@ -26,6 +26,12 @@ MAX_DELIVERIES_PER_ATTEMPT = 3
 # could finish before this one has stored RETRY, and RETRY would then hide its
 # SUCCESS. Full jitter alone may draw a zero countdown.
 MIN_RETRY_COUNTDOWN_S = 1.0
+# The states a worker stores that move a task in the indexes (STARTED goes with
+# the start record instead, in records.mark_started).
+INDEXED_STATES = frozenset(
+    {records.PROGRESS, records.RETRY, records.SUCCESS, records.FAILURE, records.REVOKED}
+)
+_ERROR_STATES = frozenset({records.RETRY, records.FAILURE})
 
 
 class TrackedTask(Task):  # type: ignore[misc]
@@ -42,6 +48,7 @@ class TrackedTask(Task):  # type: ignore[misc]
             hostname,
             self.request.retries,
             self._started_meta(task_id, hostname),
+            name=public_name(self.name),
         )
         # Celery's own revoke list lives in worker memory and is gone when every
         # worker restarts; the Redis set survives, so a revoke is durable.
@@ -89,13 +96,15 @@ class TrackedTask(Task):  # type: ignore[misc]
     ) -> list[Command]:
         """What the result backend stores atomically with a state (see result_backend).
 
-        The task's final state in its record, its metrics and, for FAILURE, its dead
-        letter go in the script that stores the state: one round trip, and never a
-        FAILURE without its dead letter.
+        The task's move in the indexes (every state); its final state in its record,
+        its metrics and, for FAILURE, its dead letter go in the script that stores
+        the state: one round trip, and never a FAILURE without its dead letter.
         """
+        moved = self._index_commands(task_id, state, result, request)
         commands = self._ending_commands(task_id, state, request)
         if not commands:
-            return []
+            return moved
+        commands = moved + commands
         if state == states.FAILURE:
             commands += self._dead_letter_commands(
                 task_id, request.args, request.kwargs, result, traceback or ""
@@ -143,6 +152,27 @@ class TrackedTask(Task):  # type: ignore[misc]
             )
         # A workflow step settles its workflow and sends the steps it made ready.
         workflow_hooks.step_ended(self.app, self.request, status)
+
+    def _index_commands(self, task_id: str, state: str, result: Any, request: Any) -> list[Command]:
+        """The task index's step for a stored state: its sets, history, event and stats."""
+        if state not in INDEXED_STATES:
+            return []
+        started_at = getattr(request, "taskrelay_started_at", None)
+        run_s = None
+        if state in records.TERMINAL_STATES and started_at is not None:
+            run_s = time.monotonic() - started_at
+        return [
+            task_index.moved_command(
+                task_id,
+                public_name(self.name),
+                state,
+                retries=int(getattr(request, "retries", 0) or 0),
+                worker=getattr(request, "hostname", None) or None,
+                error=records.error_of(result) if state in _ERROR_STATES else None,
+                progress=records.progress_of(result) if state == records.PROGRESS else None,
+                run_s=run_s,
+            )
+        ]
 
     def _ending_commands(self, task_id: str, state: str, request: Any) -> list[Command]:
         """The record's final state and the metrics of an attempt that ended in ``state``."""

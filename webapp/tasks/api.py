@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from tasks import deadletters, records, registry
+from tasks import deadletters, records, registry, task_index
 from webapp import durable_accept, sse, sse_slots
 from webapp.errors import BadRequest, Conflict, NotFound
 from webapp.jsonbody import read_json_object
@@ -38,7 +39,7 @@ def create_task() -> Response:
 
 @bp.get("/tasks/<task_id>")
 def get_task(task_id: str) -> Response:
-    return jsonify(_load_or_404(task_id))
+    return jsonify(_load_or_404(task_id, with_history=True))
 
 
 @bp.get("/tasks/<task_id>/events")
@@ -58,7 +59,7 @@ def revoke_task(task_id: str) -> Response:
     if doc["state"] in (records.SUCCESS, records.FAILURE):
         raise Conflict(f"task {task_id} already finished with {doc['state']}")
     svc = services()
-    records.revoke(svc.redis, task_id)
+    records.revoke(svc.redis, task_id, name=doc["task"])
     # Live workers drop it at once; the durable mark stops any worker started later.
     running = doc["state"] in (records.STARTED, records.PROGRESS)
     svc.celery.control.revoke(task_id, terminate=running, signal="SIGTERM")
@@ -70,17 +71,20 @@ def revoke_task(task_id: str) -> Response:
 
 @bp.get("/tasks")
 def list_tasks() -> Response:
-    state = request.args.get("state") or None
-    if state is not None and state not in records.STATES:
-        raise BadRequest(f"'state' must be one of {', '.join(records.STATES)}", field="state")
-    docs = read_model.recent(
-        services(),
-        state=state,
-        task=request.args.get("task") or None,
+    query = task_index.Query(
+        state=_state_arg(),
+        name=request.args.get("task") or None,
+        prefix=_prefix_arg(),
+        cursor=_cursor_arg(),
         limit=_list_limit(),
-        scan_max=current_app.config["TASK_LIST_MAX"] * 4,
     )
-    return jsonify({"tasks": docs})
+    return jsonify(read_model.page(services(), query))
+
+
+@bp.get("/tasks/counts")
+def count_tasks() -> Response:
+    name = request.args.get("task") or None
+    return jsonify(task_index.read_counts(services().redis, name, time.time()))
 
 
 @bp.get("/registry")
@@ -135,11 +139,38 @@ def accepted(doc: dict[str, Any], status: int) -> Response:
     return response
 
 
-def _load_or_404(task_id: str) -> dict[str, Any]:
-    doc = read_model.load(services(), task_id)
+def _load_or_404(task_id: str, *, with_history: bool = False) -> dict[str, Any]:
+    doc = read_model.load(services(), task_id, with_history=with_history)
     if doc is None:
         raise NotFound(f"no task {task_id[:64]} was submitted (or its record expired)")
     return doc
+
+
+def _state_arg() -> str | None:
+    state = request.args.get("state") or None
+    if state is not None and state not in records.STATES:
+        raise BadRequest(f"'state' must be one of {', '.join(records.STATES)}", field="state")
+    return state
+
+
+def _prefix_arg() -> str | None:
+    prefix = request.args.get("q") or None
+    if prefix is not None and len(prefix) > read_model.TASK_ID_MAX_CHARS:
+        raise BadRequest(
+            f"'q' is a task id prefix of at most {read_model.TASK_ID_MAX_CHARS} characters",
+            field="q",
+        )
+    return prefix
+
+
+def _cursor_arg() -> task_index.Cursor | None:
+    raw = request.args.get("cursor") or None
+    if raw is None:
+        return None
+    cursor = task_index.Cursor.decode(raw)
+    if cursor is None:
+        raise BadRequest("'cursor' must be a next_cursor from an earlier page", field="cursor")
+    return cursor
 
 
 def _list_limit() -> int:

@@ -1,12 +1,13 @@
-"""Reading task state for the API: one document, many documents, and a live stream."""
+"""Reading task state for the API: one document, a page of documents from the task
+indexes, and a live stream of one task."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from tasks import keys, records
-from tasks.text import as_text
+from tasks import keys, records, task_index
 from webapp import sse
 from webapp.errors import UNREACHABLE
 from webapp.services import Services
@@ -15,37 +16,35 @@ from webapp.services import Services
 TASK_ID_MAX_CHARS = 64
 
 
-def load(services: Services, task_id: str) -> dict[str, Any] | None:
+def load(services: Services, task_id: str, *, with_history: bool = False) -> dict[str, Any] | None:
     if len(task_id) > TASK_ID_MAX_CHARS:
         return None
     [(record, raw_meta)] = records.read_raw(services.redis, services.results, [task_id])
     if not record:
         return None
-    return records.document(task_id, record, records.parse_meta(raw_meta))
+    doc = records.document(task_id, record, records.parse_meta(raw_meta))
+    if with_history:
+        doc["history"] = records.read_history(services.redis, task_id)
+    return doc
 
 
-def recent(
-    services: Services, *, state: str | None, task: str | None, limit: int, scan_max: int
-) -> list[dict[str, Any]]:
-    """Newest tasks first, filtered; scans at most scan_max of the newest ids."""
-    filtered = state is not None or task is not None
-    window = scan_max if filtered else limit
-    task_ids = [as_text(t) for t in services.redis.zrevrange(keys.TASK_INDEX, 0, window - 1)]
-    found: list[dict[str, Any]] = []
-    batch_size = max(limit, 100)
-    for start in range(0, len(task_ids), batch_size):
-        batch = task_ids[start : start + batch_size]
+def page(services: Services, query: task_index.Query) -> dict[str, Any]:
+    """One page of tasks, newest first, with the next page's cursor and the counts."""
+    found = task_index.read_page(services.redis, query, time.time())
+    docs = [
+        records.document(task_id, record, records.parse_meta(raw_meta))
         for task_id, (record, raw_meta) in zip(
-            batch, records.read_raw(services.redis, services.results, batch), strict=True
-        ):
-            if not record:
-                continue  # expired; the index forgets it later
-            doc = records.document(task_id, record, records.parse_meta(raw_meta))
-            if (state is None or doc["state"] == state) and (task is None or doc["task"] == task):
-                found.append(doc)
-                if len(found) == limit:
-                    return found
-    return found
+            found.task_ids,
+            records.read_raw(services.redis, services.results, found.task_ids),
+            strict=True,
+        )
+        if record  # removed since it was indexed (an unsent task)
+    ]
+    return {
+        "tasks": docs,
+        "next_cursor": None if found.next_cursor is None else found.next_cursor.encode(),
+        "counts": found.counts,
+    }
 
 
 def event_stream(services: Services, task_id: str, heartbeat_s: float) -> Iterator[str]:
