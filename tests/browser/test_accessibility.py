@@ -109,3 +109,48 @@ def test_the_workflow_view_names_its_graph_and_every_control(page: Page, web: st
     assert visible_controls_without_a_name(page) == []
     expect(page.get_by_role("img", name=re.compile("2 steps as a graph"))).to_be_visible()
     expect(page.get_by_role("table")).to_contain_text("consume")
+
+
+def test_the_state_tabs_filter_search_and_pages_work_from_the_keyboard(page: Page) -> None:
+    tab_to(page, "#tab-all")
+    page.keyboard.press("ArrowRight")
+    queued = page.get_by_role("tab", name=re.compile("^Queued"))
+    expect(queued).to_be_focused()
+    expect(queued).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tabpanel")).to_have_attribute("aria-labelledby", "tab-QUEUED")
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name=re.compile("^Revoked"))).to_have_attribute(
+        "aria-selected", "true"
+    )
+    page.keyboard.press("Home")
+    expect(page.get_by_role("tab", name=re.compile("^All"))).to_be_focused()
+    # The tab list is one stop: the next Tab leaves it for the filter.
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Task name")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Task id starts with")).to_be_focused()
+    page.keyboard.type("0000-no-such-task")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-list-empty")).to_be_visible()
+    expect(page.get_by_role("table", name="Tasks")).to_be_visible()
+
+
+def test_a_tasks_page_names_every_control_and_its_timeline(page: Page, web: str) -> None:
+    answer = httpx.post(f"{web}/api/tasks", json={"task": "always_fails"})
+    task_id = answer.json()["id"]
+    page.goto(f"/tasks/{task_id}")
+    expect(page.locator("#dead-letter-section")).to_be_visible()
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert visible_controls_without_a_name(page) == []
+    expect(page.get_by_role("list", name="Timeline")).to_be_visible()
+    tab_to(page, "#dead-letter-section button[data-action='replay']")
+    page.keyboard.press("Enter")
+    expect(page.locator("#dead-letter-status")).to_have_text(re.compile("^Replayed as [0-9a-f]{8}"))
+
+
+def test_the_workers_and_the_charts_are_named(page: Page, web: str) -> None:
+    httpx.post(f"{web}/api/tasks", json={"task": "consume", "args": [3]})
+    expect(page.get_by_role("table", name="Workers")).to_contain_text("alive")
+    chart = page.get_by_role("img", name=re.compile(r"^consume: \d+ succeeded"))
+    expect(chart).to_be_visible(timeout=40_000)
+    assert visible_controls_without_a_name(page) == []

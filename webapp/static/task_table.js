@@ -46,6 +46,8 @@
   var countsState = { lastReadAt: 0, lastEventAt: 0, eventsSinceRead: 0, uncertain: false, reading: false };
   var stream = { source: null, lastId: null, retryMs: RECONNECT_MIN_MS, timer: null, changes: 0 };
   var finishedListeners = [];
+  // What the stream has delivered and how it was applied, for anyone measuring the page.
+  var applied = { events: 0, frames: 0, largestBatch: 0 };
 
   // ---- rows ------------------------------------------------------------------
 
@@ -289,6 +291,9 @@
     flushScheduled = false;
     var batch = pending;
     pending = [];
+    applied.events += batch.length;
+    applied.frames += 1;
+    applied.largestBatch = Math.max(applied.largestBatch, batch.length);
     var changed = new Set();
     var fresh = [];
     var membershipChanged = false;
@@ -681,6 +686,6 @@
     window.setInterval(tick, TICK_MS);
   }
 
-  t.taskTable = { noteTask: noteTask, markDeadLetters: markDeadLetters, onFinished: onFinished };
+  t.taskTable = { noteTask: noteTask, markDeadLetters: markDeadLetters, onFinished: onFinished, applied: applied };
   start();
 })();
