@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
 from celery import Task, states
 from celery.exceptions import Ignore
 
-from tasks import deadletters, metrics, records, task_index
+from tasks import deadletters, delayed, metrics, records, task_index
 from tasks.celery_ext.result_backend import Command, GuardedRedisBackend
 from tasks.connections import shared_client
 from tasks.errors import PoisonTaskError
@@ -76,10 +77,37 @@ class TrackedTask(Task):  # type: ignore[misc]
             ttl_s=self.backend.ttl_for(states.STARTED),
         )
 
-    def retry(self, *args: Any, countdown: float | None = None, **options: Any) -> Any:
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Celery's retry, counted against the cap on delayed tasks until it starts.
+
+        The retried message waits in a worker's memory until it is due, as a
+        countdown submitted over HTTP does (tasks/delayed.py). It is counted once
+        sent, with one ZADD, and past the cap too: failing a running task would
+        cost more than the one message it holds (docs/decisions.md).
+        """
         if countdown is not None:
             countdown = max(countdown, MIN_RETRY_COUNTDOWN_S)
-        return super().retry(*args, countdown=countdown, **options)
+        elif eta is None:
+            countdown = self.default_retry_delay
+        sent = super().retry(args, kwargs, exc, False, eta, countdown, max_retries, **options)
+        now_s = time.time()
+        due_s = eta.timestamp() if eta is not None else now_s + (countdown or 0)
+        # An eager retry sent nothing; a retry due now waits nowhere.
+        if not self.request.is_eager and due_s > now_s:
+            delayed.count_sent(self._redis(), self.request.id, due_s)
+        if throw:
+            raise sent
+        return sent
 
     def _bury_poison(
         self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], lost: int

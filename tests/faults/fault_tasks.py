@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from tasks.declare import http_task
 
@@ -29,3 +30,11 @@ def record_run(marker_dir: str, name: str, seconds: float = 0.0) -> int:
     with Path(marker_dir, name).open("a") as marker:
         marker.write(f"{os.getpid()} {time.time()}\n")
     return os.getpid()
+
+
+@http_task(bind=True)
+def retry_once(self: Any, countdown: float) -> int:
+    """Retry itself `countdown` seconds later on its first attempt; return the attempt."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=countdown)
+    return int(self.request.retries) + 1
