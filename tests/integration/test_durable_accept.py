@@ -34,9 +34,12 @@ MONITOR_LINES_MAX = 200
 
 
 @pytest.fixture(scope="module")
-def primary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+def primary(tmp_path_factory: pytest.TempPathFactory, redis_binary: str) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(
-        port=free_port(), data_dir=tmp_path_factory.mktemp("primary"), durable=False
+        port=free_port(),
+        data_dir=tmp_path_factory.mktemp("primary"),
+        durable=False,
+        binary=redis_binary,
     )
     server.start()
     yield server
@@ -45,10 +48,13 @@ def primary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]
 
 @pytest.fixture(scope="module")
 def replica(
-    primary: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+    primary: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory, redis_binary: str
 ) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(
-        port=free_port(), data_dir=tmp_path_factory.mktemp("replica"), durable=False
+        port=free_port(),
+        data_dir=tmp_path_factory.mktemp("replica"),
+        durable=False,
+        binary=redis_binary,
     )
     server.start()
     client = redis.Redis(port=server.port, decode_responses=True)
