@@ -1,11 +1,17 @@
-"""Tasks over HTTP: submit, read, follow and revoke tasks; the registry; dead letters."""
+"""Tasks over HTTP: submit, read, follow and revoke tasks; the registry; dead letters;
+the task list, its live feed, workers and stats."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from webapp.tasks import api
+from webapp.services import services_of
+from webapp.tasks import api, feed
 
 
 def init_app(app: Flask) -> None:
+    """Make the task feed (it starts with its first stream), stop it with the services."""
+    task_feed = feed.TaskFeed(app.config["REDIS_URL"])
+    app.extensions[feed.EXTENSION_KEY] = task_feed
+    services_of(app).on_close.append(task_feed.stop)
     app.register_blueprint(api.bp)

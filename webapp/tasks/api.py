@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -13,7 +14,7 @@ from webapp.errors import BadRequest, Conflict, NotFound
 from webapp.jsonbody import read_json_object
 from webapp.query import limit_arg
 from webapp.services import services
-from webapp.tasks import accept, read_model
+from webapp.tasks import accept, feed, read_model
 from webapp.tasks.request import check_idempotency_key, fingerprint, parse_submission
 
 bp = Blueprint("tasks_api", __name__, url_prefix="/api")
@@ -81,6 +82,25 @@ def list_tasks() -> Response:
     return jsonify(read_model.page(services(), query))
 
 
+@bp.get("/tasks/events")
+def all_task_events() -> Response:
+    """Every task's state changes (and new tasks), resuming after Last-Event-ID."""
+    last_event_id = feed.parse_event_id(
+        request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    )
+    heartbeat_s = current_app.config["SSE_HEARTBEAT_S"]
+    task_feed: feed.TaskFeed = current_app.extensions[feed.EXTENSION_KEY]
+    client = services().redis
+
+    def open_stream() -> Response:
+        # Subscribed before the response starts: no change falls before the first read.
+        events = feed.event_stream(client, task_feed, last_event_id, heartbeat_s)
+        first = next(events)
+        return sse.stream(_prepend(first, events))
+
+    return sse_slots.slotted(open_stream)
+
+
 @bp.get("/tasks/counts")
 def count_tasks() -> Response:
     name = request.args.get("task") or None
@@ -144,6 +164,11 @@ def _load_or_404(task_id: str, *, with_history: bool = False) -> dict[str, Any]:
     if doc is None:
         raise NotFound(f"no task {task_id[:64]} was submitted (or its record expired)")
     return doc
+
+
+def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
 
 
 def _state_arg() -> str | None:
