@@ -1,4 +1,5 @@
-"""The tasks API: submit, read, follow, revoke and list tasks; the registry; dead letters."""
+"""The tasks API: submit, read, follow, revoke and list tasks; their live feed, stats and
+workers; the registry; dead letters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from tasks import deadletters, records, registry, task_index
+from tasks import deadletters, defaults, records, registry, task_index, task_stats
+from tasks.celery_ext import liveness
 from webapp import durable_accept, sse, sse_slots
 from webapp.errors import BadRequest, Conflict, NotFound
 from webapp.jsonbody import read_json_object
@@ -101,6 +103,17 @@ def all_task_events() -> Response:
     return sse_slots.slotted(open_stream)
 
 
+@bp.get("/tasks/stats")
+def read_task_stats() -> Response:
+    window_s = _window_arg()
+    return jsonify(task_stats.read(services().redis, time.time(), window_s))
+
+
+@bp.get("/workers")
+def list_workers() -> Response:
+    return jsonify({"workers": liveness.workers(services().redis, time.time())})
+
+
 @bp.get("/tasks/counts")
 def count_tasks() -> Response:
     name = request.args.get("task") or None
@@ -169,6 +182,17 @@ def _load_or_404(task_id: str, *, with_history: bool = False) -> dict[str, Any]:
 def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
+
+
+def _window_arg() -> int:
+    """The `window` query parameter: whole seconds, one bucket to the longest window."""
+    raw = request.args.get("window")
+    low, high = defaults.TASK_STATS_BUCKET_S, defaults.TASK_STATS_WINDOW_MAX_S
+    if raw is None:
+        return high
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise BadRequest(f"'window' must be whole seconds from {low} to {high}", field="window")
+    return int(raw)
 
 
 def _state_arg() -> str | None:
