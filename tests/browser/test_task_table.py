@@ -23,12 +23,14 @@ PAGE_SIZE = 50
 LOAD_TASKS = 1000
 LOAD_TIMEOUT_MS = 90_000
 # Threads that submit the load, so the tasks arrive faster than one client sends them.
-SUBMITTERS = 4
-# Generous bounds on how long the page's main thread may be blocked while it follows
-# the load: the longest gap between two frames, and the share of the run spent in
-# long tasks (over 50 ms each).
-MAX_FRAME_GAP_MS = 500
-MAX_BLOCKED_SHARE = 0.25
+SUBMITTERS = 8
+# Generous bounds on the page's main thread while it follows the load: the longest
+# gap between two frames (which also counts time the machine's two cores spent on
+# the web, the workers and Redis), and the page's own work applying the events: in
+# its longest frame, and as a share of the run.
+MAX_FRAME_GAP_MS = 1000
+MAX_APPLY_FRAME_MS = 100
+MAX_APPLY_SHARE = 0.25
 
 # Measures the main thread: every long task the browser reports, every gap between
 # two animation frames, and every value the Success count shows.
@@ -47,6 +49,14 @@ PROBE = """
     if (probe.running) requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
+  // Events applied in each second, for the peak rate.
+  let lastEvents = window.taskrelay.taskTable.applied.events;
+  probe.perSecond = [];
+  probe.sampler = setInterval(() => {
+    const events = window.taskrelay.taskTable.applied.events;
+    probe.perSecond.push(events - lastEvents);
+    lastEvents = events;
+  }, 1000);
   const count = document.querySelector('#state-tabs [data-count="SUCCESS"]');
   new MutationObserver(() => probe.successCounts.push(count.textContent))
     .observe(count, {childList: true, characterData: true, subtree: true});
@@ -57,7 +67,9 @@ STOP_PROBE = """
 () => {
   const probe = window.probe;
   probe.running = false;
+  clearInterval(probe.sampler);
   return {elapsed: performance.now() - probe.start, longTasks: probe.longTasks,
+          peakPerSecond: Math.max(0, ...probe.perSecond),
           gaps: probe.gaps, successCounts: probe.successCounts,
           applied: window.taskrelay.taskTable.applied};
 }
@@ -274,7 +286,9 @@ def test_the_page_stays_responsive_while_a_thousand_tasks_finish_on_its_stream(
         f"\n{LOAD_TASKS} tasks: submitted in {submitted_s:.1f} s, all shown finished after "
         f"{finished_s:.1f} s; stream events applied {applied['events']} in {applied['frames']} "
         f"frames (largest batch {applied['largestBatch']}, "
-        f"{applied['events'] / finished_s:.0f} events/s on average); "
+        f"{applied['events'] / finished_s:.0f} events/s on average, "
+        f"{figures['peakPerSecond']} in the busiest second; applying them took "
+        f"{applied['scriptMs']:.0f} ms, longest frame {applied['longestMs']:.0f} ms); "
         f"frames {len(gaps)}, frame gap median {statistics.median(gaps):.0f} ms, "
         f"p99 {gaps[int(len(gaps) * 0.99) - 1]:.0f} ms, max {gaps[-1]:.0f} ms; "
         f"long tasks {len(long_tasks)}, longest {max(long_tasks, default=0):.0f} ms, "
@@ -291,4 +305,5 @@ def test_the_page_stays_responsive_while_a_thousand_tasks_finish_on_its_stream(
     states = rows.evaluate_all("rows => rows.map(row => row.dataset.state)")
     assert states == ["SUCCESS"] * PAGE_SIZE, states
     assert gaps[-1] < MAX_FRAME_GAP_MS, f"the main thread froze for {gaps[-1]:.0f} ms"
-    assert blocked_ms < MAX_BLOCKED_SHARE * figures["elapsed"], "the main thread was mostly busy"
+    assert applied["longestMs"] < MAX_APPLY_FRAME_MS, applied
+    assert applied["scriptMs"] < MAX_APPLY_SHARE * figures["elapsed"], applied

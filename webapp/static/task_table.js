@@ -47,7 +47,7 @@
   var stream = { source: null, lastId: null, retryMs: RECONNECT_MIN_MS, timer: null, changes: 0 };
   var finishedListeners = [];
   // What the stream has delivered and how it was applied, for anyone measuring the page.
-  var applied = { events: 0, frames: 0, largestBatch: 0 };
+  var applied = { events: 0, frames: 0, largestBatch: 0, scriptMs: 0, longestMs: 0 };
 
   // ---- rows ------------------------------------------------------------------
 
@@ -288,6 +288,14 @@
   }
 
   function flush() {
+    var began = performance.now();
+    applyPending();
+    var took = performance.now() - began;
+    applied.scriptMs += took;
+    applied.longestMs = Math.max(applied.longestMs, took);
+  }
+
+  function applyPending() {
     flushScheduled = false;
     var batch = pending;
     pending = [];
