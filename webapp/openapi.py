@@ -104,6 +104,24 @@ def limit_param(*, default: int, maximum: int) -> Schema:
     }
 
 
+def cursor_param() -> Schema:
+    """The `cursor` query parameter of a paged list: an earlier page's `next_cursor`."""
+    return {
+        "name": "cursor",
+        "in": "query",
+        "description": "the `next_cursor` of the previous page (opaque); a bad one is 400",
+        "schema": {"type": "string"},
+    }
+
+
+def last_event_id_params(schema: Schema) -> list[Schema]:
+    """Where a resuming event stream takes the last id it saw: the header, or the query."""
+    return [
+        {"name": "Last-Event-ID", "in": "header", "schema": schema},
+        {"name": "last_event_id", "in": "query", "schema": schema},
+    ]
+
+
 def path_param(name: str, schema: Schema, description: str | None = None) -> Schema:
     param: Schema = {"name": name, "in": "path", "required": True, "schema": schema}
     if description is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks import records, registry
+from tasks import defaults, records, registry
+from tasks.celery_ext import liveness
 from webapp import openapi
 from webapp.tasks.request import (
     FIELDS,
@@ -26,6 +27,12 @@ def schemas(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
     return {
         "Submission": _submission(specs, max_delay_s=config["MAX_DELAY_S"]),
         "Task": _task(),
+        "TaskWithHistory": _task_with_history(),
+        "TaskPage": _task_page(),
+        "TaskCounts": _counts(),
+        "TaskEvent": _event(),
+        "Workers": _workers(),
+        "TaskStats": _stats(),
         **{_arguments_name(spec): _arguments(spec) for spec in specs},
     }
 
@@ -36,6 +43,17 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
     limit = openapi.limit_param(
         default=config["TASK_LIST_DEFAULT"], maximum=config["TASK_LIST_MAX"]
     )
+    state = {
+        "name": "state",
+        "in": "query",
+        "schema": {"type": "string", "enum": list(records.STATES)},
+    }
+    name = {
+        "name": "task",
+        "in": "query",
+        "description": "a task's public name",
+        "schema": {"type": "string"},
+    }
     return {
         "/api/tasks": {
             "post": {
@@ -51,28 +69,95 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                 },
             },
             "get": {
-                "summary": "Recent tasks, newest first",
+                "summary": "Tasks newest first, filtered, in pages, with counts per state",
+                "description": (
+                    "Read from indexes kept as records change, over the records still kept "
+                    f"({defaults.TASK_RECORD_TTL_S} s after submission). Pages follow "
+                    "`next_cursor` and stay exact while tasks arrive: no task is skipped "
+                    "or shown twice. `counts` are for the `task` filter (else all tasks)."
+                ),
                 "parameters": [
+                    state,
+                    name,
                     {
-                        "name": "state",
+                        "name": "q",
                         "in": "query",
-                        "schema": {"type": "string", "enum": list(records.STATES)},
+                        "description": (
+                            "a task id prefix, searched within the other filters; of many "
+                            f"matches the first {defaults.TASK_SEARCH_MAX_MATCHES} in id "
+                            "order are considered"
+                        ),
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
                     },
-                    {"name": "task", "in": "query", "schema": {"type": "string"}},
+                    openapi.cursor_param(),
                     limit,
                 ],
                 "responses": {
-                    "200": openapi.json_response({"type": "object"}, "tasks"),
-                    **openapi.errors(400),
+                    "200": openapi.json_response(openapi.ref("TaskPage"), "a page of tasks"),
+                    **openapi.errors(400, reasons={400: "invalid state, q, cursor or limit"}),
                 },
             },
         },
+        "/api/tasks/counts": {
+            "get": {
+                "summary": "How many tasks are in each state (and in all)",
+                "parameters": [name],
+                "responses": {
+                    "200": openapi.json_response(openapi.ref("TaskCounts"), "the counts")
+                },
+            }
+        },
+        "/api/tasks/events": {
+            "get": {
+                "summary": "Server-Sent Events of every task's state changes, resumable",
+                "parameters": openapi.last_event_id_params(
+                    {"type": "string", "pattern": "^[0-9]+-[0-9]+$"}
+                ),
+                "responses": {
+                    "200": openapi.event_stream(
+                        "event stream: `event: task` with a TaskEvent as data, for every new "
+                        "task and every state change, each with its `id:`; resumes after "
+                        f"Last-Event-ID from the newest {defaults.TASK_EVENTS_MAX_ENTRIES} "
+                        "changes kept; a keep-alive comment between events"
+                    ),
+                    **openapi.errors(400, 429, 503),
+                },
+            }
+        },
+        "/api/tasks/stats": {
+            "get": {
+                "summary": "Throughput and wait/run percentiles per task name, per minute",
+                "parameters": [
+                    {
+                        "name": "window",
+                        "in": "query",
+                        "description": "seconds back from now, in whole minutes",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": defaults.TASK_STATS_BUCKET_S,
+                            "maximum": defaults.TASK_STATS_WINDOW_MAX_S,
+                            "default": defaults.TASK_STATS_WINDOW_MAX_S,
+                        },
+                    }
+                ],
+                "responses": {
+                    "200": openapi.json_response(openapi.ref("TaskStats"), "the stats"),
+                    **openapi.errors(400),
+                },
+            }
+        },
+        "/api/workers": {
+            "get": {
+                "summary": "Workers from their liveness beacons",
+                "responses": {"200": openapi.json_response(openapi.ref("Workers"), "workers")},
+            }
+        },
         "/api/tasks/{task_id}": {
             "get": {
-                "summary": "A task's state",
+                "summary": "A task's state, with its history",
                 "parameters": [task_id],
                 "responses": {
-                    "200": openapi.json_response(task, "the task"),
+                    "200": openapi.json_response(openapi.ref("TaskWithHistory"), "the task"),
                     **openapi.errors(404),
                 },
             },
@@ -218,5 +303,134 @@ def _task() -> openapi.Schema:
             "started_at": nullable_text,
             "finished_at": nullable_text,
             "worker": nullable_text,
+        },
+    }
+
+
+_NULLABLE_TEXT: openapi.Schema = {"type": ["string", "null"]}
+_PERCENTILES: openapi.Schema = {
+    "type": "object",
+    "properties": {p: {"type": ["number", "null"]} for p in ("p50", "p95", "p99")},
+}
+
+
+def _history_entry() -> openapi.Schema:
+    return {
+        "type": "object",
+        "required": ["state", "at"],
+        "properties": {
+            "state": {"type": "string", "enum": list(records.STATES)},
+            "at": {"type": "string", "format": "date-time"},
+            "retries": {"type": "integer"},
+            "error": {"type": ["object", "null"]},
+            "progress": {"type": ["object", "null"]},
+            "worker": _NULLABLE_TEXT,
+        },
+    }
+
+
+def _task_with_history() -> openapi.Schema:
+    return {
+        "allOf": [openapi.ref("Task")],
+        "properties": {
+            "history": {
+                "type": "array",
+                "maxItems": defaults.TASK_HISTORY_MAX_ENTRIES,
+                "description": (
+                    "the task's states, oldest first; the newest "
+                    f"{defaults.TASK_HISTORY_MAX_ENTRIES} are kept, consecutive PROGRESS once"
+                ),
+                "items": _history_entry(),
+            }
+        },
+    }
+
+
+def _counts() -> openapi.Schema:
+    return {
+        "type": "object",
+        "required": [*records.STATES, "all"],
+        "properties": {key: {"type": "integer"} for key in (*records.STATES, "all")},
+    }
+
+
+def _task_page() -> openapi.Schema:
+    return {
+        "type": "object",
+        "required": ["tasks", "next_cursor", "counts"],
+        "properties": {
+            "tasks": {"type": "array", "items": openapi.ref("Task")},
+            "next_cursor": _NULLABLE_TEXT,
+            "counts": openapi.ref("TaskCounts"),
+        },
+    }
+
+
+def _event() -> openapi.Schema:
+    entry = _history_entry()
+    properties = {k: v for k, v in entry["properties"].items() if k != "error"}
+    return {
+        "type": "object",
+        "required": ["id", "task", "state", "at"],
+        "properties": {"id": {"type": "string"}, "task": {"type": "string"}, **properties},
+    }
+
+
+def _workers() -> openapi.Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "workers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "queues", "running", "last_beat", "alive"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "queues": {"type": "array", "items": {"type": "string"}},
+                        "running": {"type": "integer"},
+                        "last_beat": {"type": "string", "format": "date-time"},
+                        "alive": {
+                            "type": "boolean",
+                            "description": (
+                                f"false once its beacon is older than {liveness.BEACON_TTL_S} s "
+                                "or it shut down; listed for "
+                                f"{liveness.WORKER_FORGET_AFTER_S} s after its last beat"
+                            ),
+                        },
+                    },
+                },
+            }
+        },
+    }
+
+
+def _stats() -> openapi.Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "window_s": {"type": "integer"},
+            "bucket_s": {"type": "integer", "const": defaults.TASK_STATS_BUCKET_S},
+            "tasks": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "throughput": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "succeeded": {"type": "integer"},
+                                    "failed": {"type": "integer"},
+                                },
+                            },
+                        },
+                        "wait_ms": _PERCENTILES,
+                        "run_ms": _PERCENTILES,
+                    },
+                },
+            },
         },
     }
