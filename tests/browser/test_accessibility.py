@@ -8,6 +8,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support import wait_until
+
 pytestmark = pytest.mark.browser
 
 CONTROLS = "input, select, textarea, button, a[href], progress, [role=img], [role=log]"
@@ -149,8 +151,17 @@ def test_a_tasks_page_names_every_control_and_its_timeline(page: Page, web: str)
 
 
 def test_the_workers_and_the_charts_are_named(page: Page, web: str) -> None:
-    httpx.post(f"{web}/api/tasks", json={"task": "consume", "args": [3]})
+    task_id = httpx.post(f"{web}/api/tasks", json={"task": "consume", "args": [3]}).json()["id"]
+    wait_until(
+        lambda: httpx.get(f"{web}/api/tasks/{task_id}").json()["state"] == "SUCCESS",
+        what="the task to succeed",
+    )
+    page.reload()  # the charts' first read then counts it
     expect(page.get_by_role("table", name="Workers")).to_contain_text("alive")
-    chart = page.get_by_role("img", name=re.compile(r"^consume: \d+ succeeded"))
-    expect(chart).to_be_visible(timeout=40_000)
+    chart = page.get_by_role("img", name=re.compile(r"^consume: [\d,]+ succeeded"))
+    expect(chart).to_be_visible()
+    percentiles = page.get_by_role("table", name="Wait and run time of consume")
+    expect(percentiles.get_by_role("row", name=re.compile("^Run"))).to_contain_text(
+        re.compile(r"\d+(\.\d+)? (ms|s)")
+    )
     assert visible_controls_without_a_name(page) == []
