@@ -249,3 +249,29 @@ def test_a_page_among_100000_records_is_fast(
         f"requests: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
     )
     assert p99 <= PAGE_P99_BOUND_MS
+
+
+def test_history_keeps_one_progress_entry_and_nothing_moves_a_task_out_of_success(
+    index_client: FlaskClient, index_redis: redis.Redis
+) -> None:
+    [task_id] = seed(index_redis, 1, name="long_task", state="STARTED")
+    steps = [
+        task_index.moved_command(
+            task_id, "long_task", "PROGRESS", progress={"current": n, "total": 3, "message": None}
+        )
+        for n in (1, 2, 3)
+    ]
+    steps.append(task_index.moved_command(task_id, "long_task", "SUCCESS", run_s=0.2))
+    # A late redelivery's start and a stale RETRY after SUCCESS change nothing.
+    steps.append(task_index.moved_command(task_id, "long_task", "STARTED", retries=1))
+    steps.append(task_index.moved_command(task_id, "long_task", "RETRY", retries=1))
+    with index_redis.pipeline(transaction=False) as pipe:
+        for step in steps:
+            task_index.queue_step(pipe, step)
+        pipe.execute()
+    history = records.read_history(index_redis, task_id)
+    assert [entry["state"] for entry in history] == ["QUEUED", "STARTED", "PROGRESS", "SUCCESS"]
+    assert history[2]["progress"]["current"] == 3
+    counts = index_client.get("/api/tasks/counts?task=long_task").get_json()
+    assert counts["SUCCESS"] == 1 and counts["all"] == 1
+    assert counts["STARTED"] == counts["PROGRESS"] == counts["RETRY"] == 0
