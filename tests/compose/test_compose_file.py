@@ -3,7 +3,9 @@
 No Docker engine runs here, so Debian's docker-compose validates and interpolates
 the file (it needs no engine for `config`), and each role's command and health
 check are then run as local processes against the session's Redis, with only
-the container's listening address and port swapped for a free loopback port.
+the container's listening address and port swapped for a free loopback port. The
+"sentinel" profile's replica and three sentinels are run the same way beside a
+primary of their own, agree on it, and fail over to the replica.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import yaml
 
 import celeryconfig
+from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
+from tasks import redis_urls
 from tasks.celery_ext.liveness import live_consumers
 from tasks.connections import make_client
 from tests.support import REPO_ROOT, free_port, log_tail, stop, wait_until
@@ -408,3 +413,256 @@ def test_compose_runs_two_schedulers_and_the_scheduler_command_fires_each_slot_o
     assert httpx.delete(f"{base}/api/schedules/compose-tick", timeout=5).status_code == 204
     done = stack.healthy("scheduler")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# The "sentinel" profile: one replica of the redis service and three sentinels.
+
+SENTINEL_PROFILE = ("redis-replica", "sentinel-1", "sentinel-2", "sentinel-3")
+SENTINEL_NAMES = ("sentinel-1", "sentinel-2", "sentinel-3")
+SENTINEL_PORT = 26379
+SENTINELS = ",".join(f"{name}:{SENTINEL_PORT}" for name in SENTINEL_NAMES)
+# What the sentinels need to agree on a primary, a replica and each other, and to
+# finish a planned failover, on a loaded machine.
+SENTINEL_TIMEOUT_S = 45
+
+
+@pytest.fixture(scope="module")
+def sentinel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """.env.example with the sentinels named, as its comment says to do."""
+    path = tmp_path_factory.mktemp("compose-sentinel") / "env"
+    path.write_text(f"{ENV_EXAMPLE.read_text()}\nREDIS_SENTINELS={SENTINELS}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def sentinel_compose(sentinel_env: Path) -> dict[str, Any]:
+    done = docker_compose("--profile", "sentinel", "config", env_file=sentinel_env)
+    assert done.returncode == 0, done.stderr
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def _sentinel_script(service: dict[str, Any]) -> str:
+    kind, flag, script = service["command"]
+    assert (kind, flag) == ("sh", "-c")
+    text: str = script
+    return text
+
+
+def test_the_sentinel_profile_validates_with_a_replica_and_three_sentinels(
+    sentinel_env: Path, sentinel_compose: dict[str, Any]
+) -> None:
+    done = docker_compose("--profile", "sentinel", "config", "-q", env_file=sentinel_env)
+    assert done.returncode == 0, done.stderr
+    services = sentinel_compose["services"]
+    for name in SENTINEL_PROFILE:
+        assert services[name]["profiles"] == ["sentinel"], name
+    # The redis service is the primary in either case; the roles still wait for it.
+    assert "profiles" not in services["redis"]
+    for role in ROLES:
+        assert services[role]["depends_on"]["redis"]["condition"] == "service_healthy"
+    replica = " ".join(services["redis-replica"]["command"])
+    assert "--replicaof redis 6379" in replica
+    assert "--appendonly yes" in replica and "--maxmemory-policy noeviction" in replica
+    master_name = services["web"]["environment"]["REDIS_MASTER_NAME"]
+    volumes = set()
+    for name in SENTINEL_NAMES:
+        sentinel = services[name]
+        assert sentinel["environment"] == {
+            "REDIS_MASTER_NAME": master_name,
+            "SENTINEL_HOSTNAME": name,
+        }
+        script = _sentinel_script(sentinel)
+        # A quorum of two of the three: one sentinel alone never fails a primary over.
+        assert "sentinel monitor $$REDIS_MASTER_NAME redis 6379 2" in script
+        assert f"'port {SENTINEL_PORT}'" in script
+        # Written once: a restarted sentinel keeps the primary it learned.
+        assert script.startswith("[ -f /data/sentinel.conf ] ||")
+        volumes.update(sentinel["volumes"])
+    assert len(volumes) == len(SENTINEL_NAMES)
+
+
+def test_with_redis_sentinels_set_every_role_asks_the_profiles_sentinels(
+    sentinel_compose: dict[str, Any],
+) -> None:
+    for role in ROLES:
+        env = sentinel_compose["services"][role]["environment"]
+        assert env["REDIS_SENTINELS"] == SENTINELS, role
+        url = redis_urls.from_environment(env, celeryconfig.DEFAULT_REDIS_URL)
+        assert redis_urls.is_sentinel(url), (role, url)
+        assert f"/{env['REDIS_MASTER_NAME']}/" in url
+        for name in SENTINEL_NAMES:
+            assert f"{name}:{SENTINEL_PORT}" in url
+
+
+def test_without_redis_sentinels_the_roles_use_redis_url(compose: dict[str, Any]) -> None:
+    for role in ROLES:
+        env = compose["services"][role]["environment"]
+        assert env.get("REDIS_SENTINELS", "") == ""
+        url = redis_urls.from_environment(env, celeryconfig.DEFAULT_REDIS_URL)
+        assert url == env["REDIS_URL"]
+
+
+class SentinelGroup:
+    """The profile's replica and sentinels run as local processes beside a primary.
+
+    The container's names and ports become loopback and free ports, its /data a
+    directory of each process's own, and redis-server the tests' server binary.
+    """
+
+    def __init__(self, compose: dict[str, Any], primary_port: int, binary: str, root: Path) -> None:
+        self.services = compose["services"]
+        self.primary_port = primary_port
+        self.binary = binary
+        self.root = root
+        self.replica_port = free_port()
+        self.sentinel_ports = {name: free_port() for name in SENTINEL_NAMES}
+        self.children: list[Child] = []
+
+    def start(self) -> None:
+        self.children.append(self._replica())
+        # Synced first: a sentinel reads a replica's INFO when it finds it, then only
+        # every 10 s, and promotes no replica whose link it last saw down.
+        replica = redis.Redis(port=self.replica_port, socket_timeout=2, decode_responses=True)
+        try:
+            wait_until(
+                lambda: _linked(replica),
+                timeout_s=SENTINEL_TIMEOUT_S,
+                what="the profile's replica to sync with the primary",
+            )
+        finally:
+            replica.close()
+        for name in SENTINEL_NAMES:
+            self.children.append(self._sentinel(name))
+
+    def _replica(self) -> Child:
+        here = {"redis": "127.0.0.1", "redis-replica": "127.0.0.1"}
+        here.update({"6379": str(self.primary_port), "redis-server": self.binary})
+        argv = [here.get(arg, arg) for arg in self.services["redis-replica"]["command"]]
+        data = self.root / "redis-replica"
+        data.mkdir()
+        argv += ["--port", str(self.replica_port), "--bind", "127.0.0.1", "--dir", str(data)]
+        child = Child("redis-replica", argv, self.root / "redis-replica.log")
+        child.start()
+        return child
+
+    def _sentinel(self, name: str) -> Child:
+        data = self.root / name
+        data.mkdir()
+        script = (
+            _sentinel_script(self.services[name])
+            .replace("$$", "$")
+            .replace("/data", str(data))
+            .replace("redis 6379", f"127.0.0.1 {self.primary_port}")
+            .replace(f"port {SENTINEL_PORT}", f"port {self.sentinel_ports[name]}")
+            .replace("exec redis-server", f"exec {self.binary}")
+        )
+        env = {**self.services[name]["environment"], "SENTINEL_HOSTNAME": "127.0.0.1"}
+        child = Child(name, ["sh", "-c", script], self.root / f"{name}.log", env)
+        child.start()
+        return child
+
+    def healthcheck(self, name: str, cli: str) -> subprocess.CompletedProcess[str]:
+        kind, test = self.services[name]["healthcheck"]["test"]
+        assert kind == "CMD-SHELL"
+        command = (
+            test.replace("$$", "$")
+            .replace("redis-cli", cli)
+            .replace(f"-p {SENTINEL_PORT}", f"-p {self.sentinel_ports[name]}")
+        )
+        return subprocess.run(
+            ["sh", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=HEALTHCHECK_TIMEOUT_S,
+            env={**os.environ, **self.services[name]["environment"]},
+            check=False,
+        )
+
+    def stop(self) -> None:
+        for child in self.children:
+            stop(child)
+
+
+def _cli() -> str:
+    found = shutil.which("redis-cli") or shutil.which("valkey-cli")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-cli is required in CI to run the sentinels' health check")
+        pytest.skip("no redis-cli or valkey-cli on PATH")
+    return found
+
+
+def _linked(replica: redis.Redis) -> bool:
+    try:
+        return replica.info("replication").get("master_link_status") == "up"
+    except redis.RedisError:
+        return False
+
+
+def _ready_replicas(replicas: list[dict[str, Any]]) -> int:
+    """Replicas a sentinel would promote: linked to the primary, answering, not down."""
+    return sum(
+        1
+        for replica in replicas
+        if replica.get("master-link-status") == "ok"
+        and replica.get("is_slave")
+        and not (replica.get("is_sdown") or replica.get("is_disconnected"))
+    )
+
+
+def test_the_sentinel_profiles_commands_make_a_group_that_fails_over(
+    sentinel_compose: dict[str, Any],
+    redis_binary: str,
+    tmp_path: Path,
+) -> None:
+    cli = _cli()
+    master_name = sentinel_compose["services"]["web"]["environment"]["REDIS_MASTER_NAME"]
+    primary = EmbeddedRedis(
+        port=free_port(), data_dir=tmp_path / "redis", durable=False, binary=redis_binary
+    )
+    primary.start()
+    group = SentinelGroup(sentinel_compose, primary.port, redis_binary, tmp_path)
+    clients: list[redis.Redis] = []
+    try:
+        group.start()
+        for port in group.sentinel_ports.values():
+            clients.append(redis.Redis(port=port, socket_timeout=2, decode_responses=True))
+
+        def agreed_on(port: int, *, with_replica: bool = True) -> bool:
+            for child in group.children:
+                if child.exit_code() is not None:
+                    raise AssertionError(f"{child.name} exited:\n{log_tail(child.log_path)}")
+            try:
+                return all(
+                    client.sentinel_get_master_addr_by_name(master_name) == ("127.0.0.1", port)
+                    and len(client.sentinel_sentinels(master_name)) == 2
+                    and (
+                        not with_replica
+                        or _ready_replicas(client.sentinel_slaves(master_name)) == 1
+                    )
+                    for client in clients
+                )
+            except redis.RedisError:
+                return False
+
+        wait_until(
+            lambda: agreed_on(primary.port),
+            timeout_s=SENTINEL_TIMEOUT_S,
+            what="the three sentinels to see the primary, its replica and each other",
+        )
+        for name in SENTINEL_NAMES:
+            done = group.healthcheck(name, cli)
+            assert done.returncode == 0, done.stdout + done.stderr
+        # A planned switch: the replica the profile runs can take the primary's place.
+        assert clients[0].sentinel_failover(master_name)
+        wait_until(
+            lambda: agreed_on(group.replica_port, with_replica=False),
+            timeout_s=SENTINEL_TIMEOUT_S,
+            what="the sentinels to promote the replica",
+        )
+    finally:
+        for client in clients:
+            client.close()
+        group.stop()
+        primary.stop()
