@@ -147,7 +147,7 @@ def replicated(
 ) -> Iterator[Holder]:
     """Yields ``hold(pipe)`` for the block's MULTI/EXEC; after the block, WAIT on its connection.
 
-    A block that raises is passed through: nothing was written, nothing to wait for.
+    A block that raises is passed through with no WAIT: its caller handles that failure.
     The 503 names the write (``what``, such as "task <id>") and what to do (``advice``).
     """
     if wait is None:

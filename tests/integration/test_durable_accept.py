@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
 from tasks import keys
+from tasks.connections import WEB_SOCKET_TIMEOUT_S
 from tests.support import free_port, wait_until
 from webapp import create_app
 from webapp.durable_accept import DurableAcceptUnsupported
@@ -29,6 +31,8 @@ from webapp.durable_accept import DurableAcceptUnsupported
 TIMEOUT_MS = 300
 # What a 503 may take beyond WAIT's own timeout: the request's other round trips.
 ANSWER_MARGIN_S = 0.7
+# How long after the web's socket timeout a frozen replica comes back.
+LATE_REPLICA_S = 0.5
 # Commands one accept sends, with room to spare: past this, a WAIT is missing.
 MONITOR_LINES_MAX = 200
 
@@ -185,6 +189,43 @@ def test_a_task_is_503_within_the_timeout_when_the_replica_is_frozen_and_a_retry
     again = durable.post("/api/tasks", json=body, headers=headers)
     assert again.status_code == 200
     assert again.get_json()["id"] == task_id
+
+
+def test_a_wait_longer_than_the_socket_timeout_still_sees_a_late_replica(
+    primary: EmbeddedRedis, replica: EmbeddedRedis, replica_client: redis.Redis
+) -> None:
+    # The web's sockets give up after WEB_SOCKET_TIMEOUT_S; WAIT's read gets its own bound.
+    wait_ms = int((WEB_SOCKET_TIMEOUT_S + LATE_REPLICA_S + 1) * 1000)
+    app = create_app(
+        {
+            "TESTING": True,
+            "REDIS_URL": primary.url,
+            "SUBMIT_REPLICAS": 1,
+            "SUBMIT_REPLICAS_TIMEOUT_MS": wait_ms,
+        }
+    )
+    thaw = threading.Timer(WEB_SOCKET_TIMEOUT_S + LATE_REPLICA_S, _thaw, args=(replica,))
+    try:
+        assert replica.process is not None
+        os.kill(replica.process.pid, signal.SIGSTOP)
+        thaw.start()
+        reply, took_s = _timed(
+            lambda: app.test_client().post("/api/tasks", json={"task": "consume", "args": [8]})
+        )
+    finally:
+        thaw.cancel()
+        thaw.join()
+        _thaw(replica)
+        app.extensions["taskrelay"].close()
+
+    assert reply.status_code == 202, reply.get_json()
+    assert took_s > WEB_SOCKET_TIMEOUT_S
+    assert replica_client.exists(keys.task_record(reply.get_json()["id"]))
+
+
+def _thaw(server: EmbeddedRedis) -> None:
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGCONT)
 
 
 def test_a_channel_message_waits_for_the_replica_too(
