@@ -25,6 +25,13 @@ from webapp.errors import UNREACHABLE, ServiceUnavailable
 from webapp.services import services_of
 
 EXTENSION_KEY = "taskrelay.durable_accept"
+# What a 503 of an accepting endpoint means, for the OpenAPI document.
+ACCEPT_503_REASON = (
+    "broker unreachable, nothing enqueued; or, with TASKRELAY_SUBMIT_REPLICAS, "
+    "`not_replicated`: written on the primary but not confirmed by replicas in time "
+    "(it may still run; retry after Retry-After, with the same Idempotency-Key where "
+    "the endpoint takes one)"
+)
 
 
 # Takes the pipeline of a MULTI/EXEC before it runs, so that WAIT can follow on its connection.

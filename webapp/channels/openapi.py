@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tasks import channels
-from webapp import openapi
+from webapp import durable_accept, openapi
 from webapp.channels.publish import FIELDS
 from webapp.channels.read_model import HISTORY_DEFAULT, HISTORY_MAX
 
@@ -134,7 +134,7 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                                 f"body over {config['MAX_CONTENT_LENGTH']} bytes, or `data` over "
                                 f"{config['CHANNEL_MESSAGE_MAX_BYTES']} bytes as compact JSON"
                             ),
-                            503: "broker unreachable; nothing was published",
+                            503: durable_accept.ACCEPT_503_REASON,
                         },
                     ),
                 },

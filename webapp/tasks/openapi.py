@@ -12,7 +12,7 @@ from typing import Any
 
 from tasks import defaults, records, registry
 from tasks.celery_ext import liveness
-from webapp import openapi
+from webapp import durable_accept, openapi
 from webapp.tasks.request import (
     FIELDS,
     PRIORITY_RANGE,
@@ -65,7 +65,13 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                 "responses": {
                     "202": openapi.json_response(task, "accepted"),
                     "200": openapi.json_response(task, "the task first submitted with this key"),
-                    **openapi.errors(*openapi.JSON_BODY_ERRORS, 404, 409, 503),
+                    **openapi.errors(
+                        *openapi.JSON_BODY_ERRORS,
+                        404,
+                        409,
+                        503,
+                        reasons={503: durable_accept.ACCEPT_503_REASON},
+                    ),
                 },
             },
             "get": {

@@ -12,7 +12,7 @@ from typing import Any
 
 from tasks import records, registry
 from tasks.workflows import description, state
-from webapp import openapi
+from webapp import durable_accept, openapi
 from webapp.workflows.read_model import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, STEP_STATES
 
 _EVENT_STREAM = openapi.event_stream(
@@ -162,6 +162,7 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
                             400: "invalid description; `field` names the step, such as "
                             "steps[2].kwargs.width",
                             404: "unknown task; `field` names the step",
+                            503: durable_accept.ACCEPT_503_REASON,
                         },
                     ),
                 },
