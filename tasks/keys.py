@@ -13,7 +13,8 @@ CELERY_RESULT_PREFIX = "celery-task-meta-"
 # The task indexes (tasks/task_index.py), kept as records change and bounded by the
 # record TTL: every task id scored by its submission time (epoch seconds), the same
 # per task name, per state and per (state, name); every id at score 0, in id order,
-# for prefix search. A task's state in the indexes is the record's "index_state".
+# for prefix search. A task's state in the indexes is the record's "index_state",
+# its score there the record's "index_score".
 TASK_INDEX = PREFIX + "tasks"
 TASK_IDS = PREFIX + "tasks:ids"
 TASK_NAME_INDEX_PREFIX = PREFIX + "tasks:name:"

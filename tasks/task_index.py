@@ -7,8 +7,9 @@ makes anyway: "submitted" in the submission pipeline, "moved" with every state t
 result backend stores (result_backend.GUARDED_SET runs it) and with the start
 record. A step reads the task's current index state from its record, so a move
 needs no reading round trip and lands in exactly one state set. Every set is
-bounded by the record TTL: an entry older than it is trimmed whenever its set is
-written, and reads count only the entries still within it.
+bounded by the record TTL: entries older than it are trimmed by one write in
+sixteen, every write renews the set's expiry, and reads count only the entries
+still within it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from tasks.text import as_text
 
 SUBMITTED_STEP = "taskrelay:task-submitted"
 MOVED_STEP = "taskrelay:task-moved"
-# Expired ids removed from the id-order set per submission (each submission
-# adds one, so the set keeps up).
+# Sets are trimmed by the writes of ids ending in this character (uuid4 ids: one
+# in sixteen), so that trimming costs little per write; reads skip what is older.
+TRIM_SAMPLE = "0"
+# Expired ids removed from the time and id-order sets per trimming submission
+# (one in sixteen submissions removes up to 64: more than they add).
 TRIM_BATCH = 64
 # Extra entries read per page, so that ties on the cursor's score rarely need a
 # second read.
@@ -49,6 +53,7 @@ _BOUND_NAMES = ", ".join(_lua_string(str(b)) for b in metrics.RUNTIME_BUCKETS_S)
 # with every EVAL of the start record, so it is kept short (see _compact).
 _LUA_STEPS = f"""
 local TTL = {defaults.TASK_RECORD_TTL_S}
+local TRIM_SAMPLE = {_lua_string(TRIM_SAMPLE)}
 local RECORD = {_lua_string(keys.task_record(""))}
 local ALL = {_lua_string(keys.TASK_INDEX)}
 local IDS = {_lua_string(keys.TASK_IDS)}
@@ -65,9 +70,15 @@ local STATS_TTL = {defaults.TASK_STATS_TTL_S}
 local BOUNDS = {{{_BOUNDS}}}
 local BOUND_NAMES = {{{_BOUND_NAMES}}}
 
+-- Trimming is amortized: done by the writes of ids ending in TRIM_SAMPLE (one in
+-- sixteen); reads never count what is older than TTL anyway.
+local function trims(id)
+    return string.sub(id, -1) == TRIM_SAMPLE
+end
+
 local function keep(key, score, id, cutoff)
     redis.call('ZADD', key, score, id)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. cutoff)
+    if trims(id) then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. cutoff) end
     redis.call('EXPIRE', key, TTL)
 end
 
@@ -80,29 +91,31 @@ end
 
 local function add_stat(at, field)
     local key = STATS .. string.format('%d', math.floor(at / STATS_BUCKET) * STATS_BUCKET)
-    redis.call('HINCRBY', key, field, 1)
-    redis.call('EXPIRE', key, STATS_TTL)
+    if redis.call('HINCRBY', key, field, 1) == 1 then redis.call('EXPIRE', key, STATS_TTL) end
 end
 
-local function record_event(id, entry, event, replace_last)
+-- The history lives as long as the record: both are given a TTL at submission
+-- and again at the start.
+local function record_event(id, entry, event, replace_last, renew)
     local history = HISTORY .. id
     if replace_last and redis.call('LLEN', history) > 0 then
         redis.call('LSET', history, -1, entry)
-    else
-        redis.call('RPUSH', history, entry)
+    elseif redis.call('RPUSH', history, entry) > HISTORY_MAX then
         redis.call('LTRIM', history, -HISTORY_MAX, -1)
     end
-    redis.call('EXPIRE', history, TTL)
+    if renew then redis.call('EXPIRE', history, TTL) end
     redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAX, '*', 'data', event)
 end
 
 local function submitted(id, name, score, entry, event)
     local cutoff = tonumber(score) - TTL
-    local expired = redis.call(
-        'ZRANGE', ALL, '-inf', '(' .. cutoff, 'BYSCORE', 'LIMIT', 0, {TRIM_BATCH})
-    if #expired > 0 then
-        redis.call('ZREM', IDS, unpack(expired))
-        redis.call('ZREM', ALL, unpack(expired))
+    if trims(id) then
+        local expired = redis.call(
+            'ZRANGE', ALL, '-inf', '(' .. cutoff, 'BYSCORE', 'LIMIT', 0, {TRIM_BATCH})
+        if #expired > 0 then
+            redis.call('ZREM', IDS, unpack(expired))
+            redis.call('ZREM', ALL, unpack(expired))
+        end
     end
     redis.call('ZADD', ALL, score, id)
     redis.call('EXPIRE', ALL, TTL)
@@ -111,16 +124,15 @@ local function submitted(id, name, score, entry, event)
     keep(BY_NAME .. name, score, id, cutoff)
     keep(BY_STATE .. 'QUEUED', score, id, cutoff)
     keep(BY_STATE_NAME .. 'QUEUED:' .. name, score, id, cutoff)
-    redis.call('HSET', RECORD .. id, 'index_state', 'QUEUED')
-    record_event(id, entry, event, false)
+    redis.call('HSET', RECORD .. id, 'index_state', 'QUEUED', 'index_score', score)
+    record_event(id, entry, event, false, true)
 end
 
 local function moved(id, name, state, at, entry, event, run_s)
-    local old = redis.call('HGET', RECORD .. id, 'index_state')
+    local found = redis.call('HMGET', RECORD .. id, 'index_state', 'index_score')
+    local old, score = found[1], found[2]
     -- No record (expired, or never indexed), or SUCCESS, which nothing overwrites.
-    if not old or (old == 'SUCCESS' and state ~= 'SUCCESS') then return end
-    local score = redis.call('ZSCORE', ALL, id)
-    if not score then return end
+    if not old or not score or (old == 'SUCCESS' and state ~= 'SUCCESS') then return end
     local now = tonumber(at)
     if old ~= state then
         redis.call('ZREM', BY_STATE .. old, id)
@@ -129,7 +141,7 @@ local function moved(id, name, state, at, entry, event, run_s)
         keep(BY_STATE_NAME .. state .. ':' .. name, score, id, now - TTL)
         redis.call('HSET', RECORD .. id, 'index_state', state)
     end
-    record_event(id, entry, event, old == 'PROGRESS' and state == 'PROGRESS')
+    record_event(id, entry, event, old == 'PROGRESS' and state == 'PROGRESS', state == 'STARTED')
     if state == 'STARTED' and old == 'QUEUED' then
         add_stat(now, name .. '|wait|' .. bucket_of(now - tonumber(score)))
     elseif state == 'SUCCESS' or state == 'FAILURE' then

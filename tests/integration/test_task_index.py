@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
-from tasks import records, task_index
+from tasks import defaults, keys, records, task_index
 from webapp import create_app
 from webapp.services import services
 
@@ -275,3 +275,18 @@ def test_history_keeps_one_progress_entry_and_nothing_moves_a_task_out_of_succes
     counts = index_client.get("/api/tasks/counts?task=long_task").get_json()
     assert counts["SUCCESS"] == 1 and counts["all"] == 1
     assert counts["STARTED"] == counts["PROGRESS"] == counts["RETRY"] == 0
+
+
+def test_records_older_than_their_ttl_are_neither_counted_nor_kept_in_the_indexes(
+    index_client: FlaskClient, index_redis: redis.Redis
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(seconds=defaults.TASK_RECORD_TTL_S + 60)
+    old = seed(index_redis, 20, state="SUCCESS", at=long_ago)
+    fresh = seed(index_redis, 200)
+    body = index_client.get("/api/tasks?limit=500").get_json()
+    assert body["counts"]["all"] == 200 and body["counts"]["SUCCESS"] == 0
+    assert {doc["id"] for doc in body["tasks"]} == set(fresh)
+    # The writes that trim (one id in sixteen) have removed the old ids everywhere.
+    assert index_redis.zmscore(keys.TASK_INDEX, old) == [None] * len(old)
+    assert index_redis.zmscore(keys.TASK_IDS, old) == [None] * len(old)
+    assert index_redis.zcard(keys.task_name_index("consume")) == len(fresh)
