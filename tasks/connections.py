@@ -10,7 +10,9 @@ ride out a restart.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
 from typing import Any
 
 import redis
@@ -101,9 +103,33 @@ def make_blocking_client(
 SENTINEL_SOCKET_TIMEOUT_S = 0.5
 
 
-class SentinelBlockingConnectionPool(
-    redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool
-):
+# How often a pool asks the sentinels where the primary is when it hands out a
+# pooled connection, in seconds. Sentinel promotes a replica without demoting an
+# old primary that is still up: it turns it into a replica only when it next looks
+# at it, some ten seconds later, and a pooled connection would write to it until
+# then (writes that its resynchronization then discards). redis-py asks only when
+# it opens a connection.
+PRIMARY_RECHECK_S = 1.0
+
+
+class FollowingSentinelPool(redis.sentinel.SentinelConnectionPool):
+    """A Sentinel-managed pool that drops its idle connections to a demoted primary
+    within PRIMARY_RECHECK_S of the promotion, instead of at their next error."""
+
+    _checked_at = 0.0
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now - self._checked_at >= PRIMARY_RECHECK_S:
+            self._checked_at = now
+            # A changed address closes the idle connections, and connections in use
+            # are closed as they come back (SentinelConnectionPool.owns_connection).
+            with contextlib.suppress(redis.ConnectionError):
+                self.get_master_address()  # type: ignore[no-untyped-call]
+        return super().get_connection(*args, **kwargs)
+
+
+class SentinelBlockingConnectionPool(FollowingSentinelPool, redis.BlockingConnectionPool):
     """A Sentinel-managed pool that, when full, waits for a connection as the
     BlockingConnectionPool does, instead of failing at once."""
 
@@ -133,7 +159,7 @@ def _sentinel_client(
             socket_connect_timeout=SENTINEL_SOCKET_TIMEOUT_S,
         ),
     )
-    pooling: dict[str, Any] = {}
+    pooling: dict[str, Any] = {"connection_pool_class": FollowingSentinelPool}
     if max_connections is not None:
         pooling = {
             "connection_pool_class": SentinelBlockingConnectionPool,

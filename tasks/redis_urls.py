@@ -4,14 +4,16 @@ kombu reaches Redis through several schemes; taskrelay's own clients (records,
 guarded results, leases, the stats reader) speak to one server directly and take
 the schemes that redis-py's ``from_url`` opens, and taskrelay's Sentinel URL:
 
-    redis-sentinel://[[user]:password@]host:port[,host:port...]/master_name[/db]
+    redis-sentinel://[[user]:password@]host:port/master_name[/db][?sentinel=host:port&...]
 
-``rediss-sentinel://`` speaks TLS to the sentinels and to the primary. The password
-in the URL is the primary's; the sentinels' own, if they have one, travels as the
-query parameter ``sentinel_password``. Every client built from such a URL asks the
-sentinels for the current primary and asks again after a promotion. The same
-Sentinel group is also configured with REDIS_SENTINELS and REDIS_MASTER_NAME
-(``from_environment``), which build this URL.
+The address is one sentinel; every other is a ``sentinel`` query parameter, so the
+URL stays one that any URL parser reads (kombu and Celery parse broker URLs to log
+them, and a comma-separated host list is no URL to them). ``rediss-sentinel://``
+speaks TLS to the sentinels and to the primary. The password in the URL is the
+primary's; the sentinels' own, if they have one, is the query parameter
+``sentinel_password``. Every client built from such a URL asks the sentinels for
+the current primary and asks again after a promotion. REDIS_SENTINELS with
+REDIS_MASTER_NAME build this URL (``from_environment``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 # Schemes kombu's Redis transport answers to: the queues live in Redis lists.
 # (kombu's own "sentinel" scheme, and taskrelay's Sentinel URL.)
@@ -95,36 +97,29 @@ def parse_sentinel(url: str) -> SentinelGroup:
     kind = scheme(url)
     if kind not in SENTINEL_SCHEMES:
         raise ValueError(f"not a Sentinel URL: {kind}://")
-    rest = url.partition("://")[2]
-    rest, _, query = rest.partition("?")
-    netloc, _, path = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, _, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) or None
-    sentinels = tuple(_host_port(item) for item in hosts.split(",") if item)
+    parts = urlsplit(url)
+    params = parse_qs(parts.query)
+    first = [_host_port(parts.netloc.rpartition("@")[2])] if parts.hostname else []
+    sentinels = (*first, *(_host_port(item) for item in params.get("sentinel", [])))
     if not sentinels:
         raise ValueError("a Sentinel URL names at least one sentinel (host:port)")
-    master_name, _, db = path.strip("/").partition("/")
+    master_name, _, db = parts.path.strip("/").partition("/")
     if not master_name:
         raise ValueError("a Sentinel URL names its primary: redis-sentinel://host:port/name")
-    params = parse_qs(query)
     return SentinelGroup(
         sentinels=sentinels,
         master_name=unquote(master_name),
         db=int(db or 0),
-        username=username,
-        password=password,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
         sentinel_password=next(iter(params.get("sentinel_password", [])), None),
         tls=kind == "rediss-sentinel",
     )
 
 
 def _host_port(item: str) -> tuple[str, int]:
-    host, _, port = item.strip().rpartition(":")
-    if not host:
+    host, colon, port = item.strip().rpartition(":")
+    if not colon:
         return item.strip(), DEFAULT_SENTINEL_PORT
     return host.strip("[]"), int(port)
 
@@ -139,11 +134,14 @@ def sentinel_url(
     tls: bool = False,
 ) -> str:
     """The Sentinel URL for ``sentinels`` ("host:port,host:port") and a primary's name."""
+    first, *others = [item.strip() for item in sentinels.split(",") if item.strip()]
     auth = f":{quote(password, safe='')}@" if password else ""
-    query = f"?sentinel_password={quote(sentinel_password, safe='')}" if sentinel_password else ""
+    query = [("sentinel", other) for other in others]
+    if sentinel_password:
+        query.append(("sentinel_password", sentinel_password))
     kind = "rediss-sentinel" if tls else "redis-sentinel"
-    hosts = ",".join(item.strip() for item in sentinels.split(",") if item.strip())
-    return f"{kind}://{auth}{hosts}/{quote(master_name, safe='')}/{db}{query}"
+    encoded = f"?{urlencode(query, safe=':')}" if query else ""
+    return f"{kind}://{auth}{first}/{quote(master_name, safe='')}/{db}{encoded}"
 
 
 def from_environment(environ: Mapping[str, str], default: str) -> str:

@@ -18,7 +18,7 @@ from redis import sentinel as redis_sentinel
 
 from tasks import redis_urls
 from tasks.celery_ext.result_backend import GuardedRedisBackend, PublishOnlyRedisBackend
-from tasks.connections import SENTINEL_SOCKET_TIMEOUT_S
+from tasks.connections import SENTINEL_SOCKET_TIMEOUT_S, FollowingSentinelPool
 
 BACKEND_PATH = "tasks.celery_ext.sentinel_backend:GuardedSentinelBackend"
 PUBLISH_ONLY_BACKEND_PATH = "tasks.celery_ext.sentinel_backend:PublishOnlySentinelBackend"
@@ -47,7 +47,10 @@ class SentinelPool:
         )
         client_class: Any = self._get_client()  # type: ignore[attr-defined]
         return manager.master_for(
-            group.master_name, redis_class=client_class, **params
+            group.master_name,
+            redis_class=client_class,
+            connection_pool_class=FollowingSentinelPool,
+            **params,
         ).connection_pool
 
 

@@ -17,15 +17,21 @@ kombu's own form (``sentinel://host:port;sentinel://host:port`` with
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
 from redis import sentinel as redis_sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tasks import redis_urls
 from tasks.celery_ext import transport
-from tasks.connections import SENTINEL_SOCKET_TIMEOUT_S
+from tasks.connections import (
+    PRIMARY_RECHECK_S,
+    SENTINEL_SOCKET_TIMEOUT_S,
+    FollowingSentinelPool,
+)
 
 
 class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
@@ -40,6 +46,36 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
             if redis_urls.is_sentinel(url):
                 self._group = redis_urls.parse_sentinel(url)
         return self._group
+
+    _primary_checked_at = 0.0
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        if self._on_demoted_primary():
+            # As when the server closes the connection: Celery reconnects, now to the
+            # new primary, and hands back what the worker held.
+            self.client.connection.disconnect()
+            raise RedisConnectionError("Sentinel promoted another primary")
+        super()._brpop_start(timeout)
+
+    def _on_demoted_primary(self) -> bool:
+        """Whether the event loop's connection is to a primary Sentinel has replaced.
+
+        Sentinel demotes a reachable old primary only some seconds after the
+        promotion (tasks/connections.py, PRIMARY_RECHECK_S); a consumer that kept
+        fetching there would not see what is sent to the new primary meanwhile.
+        """
+        now = monotonic()
+        if now - self._primary_checked_at < PRIMARY_RECHECK_S:
+            return False
+        self._primary_checked_at = now
+        connection = self.client.connection
+        if connection is None or not connection.host:
+            return False
+        try:
+            primary = self.client.connection_pool.get_master_address()
+        except RedisConnectionError:
+            return False
+        return (connection.host, connection.port) != tuple(primary)
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         group = self.group
@@ -95,7 +131,10 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
             if value
         }
         return manager.master_for(
-            group.master_name, redis.Redis, **credentials
+            group.master_name,
+            redis.Redis,
+            connection_pool_class=FollowingSentinelPool,
+            **credentials,
         ).connection_pool
 
 
