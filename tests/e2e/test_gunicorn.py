@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
 
 from taskrelay import sse_client
+from webapp import gunicorn_conf
 
 pytestmark = pytest.mark.usefixtures("task_worker")
 
@@ -89,3 +92,19 @@ def test_a_chunked_body_over_the_limit_is_413(web: str) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_keep_alive_connection_left_idle_is_closed_by_the_web(web: str) -> None:
+    # One request, then silence: the connection must not hold a slot for ever.
+    url = httpx.URL(web)
+    with socket.create_connection((url.host, url.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: taskrelay\r\n\r\n")
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        sock.settimeout(gunicorn_conf.keepalive + 5)
+        started = time.monotonic()
+        rest = sock.recv(4096)
+        while rest:
+            rest = sock.recv(4096)
+        closed_after_s = time.monotonic() - started
+    assert closed_after_s < gunicorn_conf.keepalive + 3
