@@ -177,6 +177,10 @@ worker_send_task_events = os.environ.get("TASKRELAY_TASK_EVENTS", "0") == "1"
 # task from its "task-received" event on, so it is off unless asked for.
 task_send_sent_event = os.environ.get("TASKRELAY_TASK_SENT_EVENT", "0") == "1"
 
+# Celery's two INFO lines per task (received, succeeded) are left out of the
+# workers' logs unless asked for (tasks/celery_ext/task_log.py).
+taskrelay_log_each_task = os.environ.get("TASKRELAY_LOG_EACH_TASK", "0") == "1"
+
 # Task events go out in batches a few times a second (tasks/celery_ext/event_batching.py).
 worker_consumer = "tasks.celery_ext.event_batching:Consumer"
 

@@ -17,5 +17,6 @@
 - ``tracking``: the base class of HTTP tasks (start record, retries, dead letters).
 - ``event_batching``: the worker's consumer, publishing task events a few times a
   second in batches instead of once per event-loop turn.
+- ``task_log``: keeps Celery's two INFO lines per task out of the worker's log.
 - ``steps``: adds the steps above to a worker app (``tasks.celery``).
 """

@@ -116,6 +116,8 @@ def workers(
         "TASKRELAY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
         "TASKRELAY_PREFETCH": "1",
         "PYTHONUNBUFFERED": "1",
+        # The test reads which worker received which task from the workers' logs.
+        "TASKRELAY_LOG_EACH_TASK": "1",
     }
     try:
         for index, host in enumerate(network.hosts):
