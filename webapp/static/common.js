@@ -117,7 +117,7 @@
   function duration(ms) {
     if (ms == null || !Number.isFinite(ms) || ms < 0) return "";
     if (ms < 1000) return Math.round(ms) + " ms";
-    if (ms < 60000) return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
     var seconds = Math.round(ms / 1000);
     if (seconds < 3600) return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
     return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";

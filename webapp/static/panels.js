@@ -27,16 +27,17 @@
     var running = document.createElement("td");
     running.className = "number";
     running.textContent = worker.running == null ? "" : String(worker.running);
+    // Alive or not, then how long ago it beat; the time itself is the element's title.
     var beat = document.createElement("td");
-    var beatAt = t.timeOf(worker.last_beat);
-    beat.appendChild(t.timeElement(worker.last_beat));
-    if (beatAt != null) beat.append(" (" + t.duration(Math.max(0, now - beatAt)) + " ago)");
-    var status = document.createElement("td");
+    beat.className = "beat";
     var mark = document.createElement("span");
     mark.className = worker.alive ? "worker-alive" : "worker-stale";
     mark.textContent = worker.alive ? "alive" : "stopped beating";
-    status.appendChild(mark);
-    row.append(name, queues, running, beat, status);
+    var beatAt = t.timeOf(worker.last_beat);
+    var beatTime = t.timeElement(worker.last_beat);
+    if (beatAt != null) beatTime.textContent = t.duration(Math.max(0, now - beatAt)) + " ago";
+    beat.append(mark, ", ", beatTime);
+    row.append(name, queues, running, beat);
     return row;
   }
 
