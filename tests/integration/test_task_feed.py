@@ -131,3 +131,14 @@ def test_a_malformed_last_event_id_is_400(http: httpx.Client) -> None:
     response = http.get("/api/tasks/events", headers={"Last-Event-ID": "yesterday"})
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "last_event_id"
+
+
+def test_a_revoked_task_moves_to_revoked_in_the_list_and_its_history(http: httpx.Client) -> None:
+    task_id = submit(http, {"task": "consume", "args": [1], "countdown": 30})
+    assert http.delete(f"/api/tasks/{task_id}").status_code == 202
+    revoked = http.get("/api/tasks", params={"task": "consume", "state": "REVOKED"}).json()
+    assert task_id in [t["id"] for t in revoked["tasks"]]
+    queued = http.get("/api/tasks", params={"task": "consume", "state": "QUEUED"}).json()
+    assert task_id not in [t["id"] for t in queued["tasks"]]
+    history = http.get(f"/api/tasks/{task_id}").json()["history"]
+    assert [entry["state"] for entry in history] == ["QUEUED", "REVOKED"]

@@ -4,6 +4,7 @@ steps), in a Redis database of their own so that counts are exact."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -19,8 +20,10 @@ from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
 from tasks import defaults, keys, records, task_index
-from webapp import create_app
+from tests.support import wait_until
+from webapp import create_app, sse
 from webapp.services import services
+from webapp.tasks import feed
 
 # A database the workers and the other tests never use.
 INDEX_DB = 7
@@ -290,3 +293,29 @@ def test_records_older_than_their_ttl_are_neither_counted_nor_kept_in_the_indexe
     assert index_redis.zmscore(keys.TASK_INDEX, old) == [None] * len(old)
     assert index_redis.zmscore(keys.TASK_IDS, old) == [None] * len(old)
     assert index_redis.zcard(keys.task_name_index("consume")) == len(fresh)
+
+
+def test_a_stream_too_slow_for_its_events_is_ended_and_resumes_from_redis_without_a_gap(
+    index_redis: redis.Redis, redis_server: EmbeddedRedis
+) -> None:
+    task_feed = feed.TaskFeed(redis_server.url.rsplit("/", 1)[0] + f"/{INDEX_DB}", buffer_events=5)
+    stream = feed.event_stream(index_redis, task_feed, None, heartbeat_s=0.2)
+    resumed = None
+    try:
+        assert next(stream) == feed.SUBSCRIBED
+        [subscription] = task_feed.subscriptions()
+        newest = index_redis.xrevrange(keys.TASK_EVENTS, count=1)
+        before = newest[0][0].decode() if newest else "0-0"
+        burst = seed(index_redis, 20)
+        wait_until(lambda: subscription.cut_off, timeout_s=10, what="the slow stream cut off")
+        assert list(stream) == [sse.retry_hint()]  # ended, nothing half sent
+        resumed = feed.event_stream(index_redis, task_feed, before, heartbeat_s=0.2)
+        assert next(resumed) == feed.SUBSCRIBED
+        frames = next(resumed)
+        events = [json.loads(line[6:]) for line in frames.splitlines() if line.startswith("data: ")]
+        assert [event["id"] for event in events] == burst
+    finally:
+        stream.close()
+        if resumed is not None:
+            resumed.close()
+        task_feed.stop()

@@ -145,8 +145,8 @@ class TaskFeed:
         with self._lock:
             self._subscribers = tuple(s for s in self._subscribers if s is not subscription)
 
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return self._subscribers
 
     # -- lifecycle --
 
