@@ -1,5 +1,6 @@
 """The task table and a task's page in a real Chromium: tabs, counts, filter, search, pages,
-the timeline of a task that retried, and the page kept live by one stream under load."""
+the timeline of a task that retried, the page kept live by one stream under load, and the
+stream resumed after the web restarts."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+
+from taskrelay.waiting import free_port
+from tests.browser.test_dashboard import start_web_on
+from tests.support import stop
 
 pytestmark = pytest.mark.browser
 
@@ -307,3 +313,55 @@ def test_the_page_stays_responsive_while_a_thousand_tasks_finish_on_its_stream(
     assert gaps[-1] < MAX_FRAME_GAP_MS, f"the main thread froze for {gaps[-1]:.0f} ms"
     assert applied["longestMs"] < MAX_APPLY_FRAME_MS, applied
     assert applied["scriptMs"] < MAX_APPLY_SHARE * figures["elapsed"], applied
+
+
+# Tasks that finish while the page's web process is down.
+MISSED_TASKS = 300
+
+
+def test_after_the_web_restarts_the_table_replays_the_changes_it_missed_in_one_burst(
+    page: Page, web: str, api: httpx.Client, redis_url: str, log_dir: Path
+) -> None:
+    port = free_port()
+    own_web = start_web_on(port, redis_url, log_dir)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(page.locator("#live-status")).to_have_text(re.compile("^Live"))
+        # An event gives the page its place in the stream (before any, a reconnect
+        # can only read the page and the counts again).
+        first = submit(api, {"task": "consume", "args": [1]})
+        expect(page.locator(f'tr.task-row[data-task-id="{first}"]')).to_have_attribute(
+            "data-state", "SUCCESS"
+        )
+        stop(own_web)
+        expect(page.locator("#live-status")).to_have_text(re.compile("interrupted"))
+
+        # Through the session's other web process, which stays up throughout.
+        ids = submit_load(web, MISSED_TASKS)
+        for task_id in reversed(ids):
+            wait_for_state(api, task_id, "SUCCESS")
+        before = page.evaluate("window.taskrelay.taskTable.applied.events")
+        page.evaluate(PROBE)
+        own_web = start_web_on(port, redis_url, log_dir)
+
+        expect(page.locator("#live-status")).to_have_text(re.compile("^Live"), timeout=40_000)
+        expect_count(page, "SUCCESS", api.get("/api/tasks/counts").json()["SUCCESS"])
+        rows = page.locator("#task-rows tr.task-row")
+        expect(rows.first).to_have_attribute("data-state", "SUCCESS")
+        assert set(shown_ids(page)) <= set(ids)
+        figures = page.evaluate(STOP_PROBE)
+    finally:
+        stop(own_web)
+
+    applied = figures["applied"]
+    gaps = sorted(figures["gaps"][1:])
+    replayed = applied["events"] - before
+    print(
+        f"\nresumed after the restart: {replayed} events replayed, largest batch in one frame "
+        f"{applied['largestBatch']}, longest frame applying them {applied['longestMs']:.0f} ms, "
+        f"longest gap between frames {gaps[-1]:.0f} ms"
+    )
+    # Every change made while the web was down came over the resumed stream.
+    assert replayed >= 2 * MISSED_TASKS, applied
+    assert gaps[-1] < MAX_FRAME_GAP_MS, f"the main thread froze for {gaps[-1]:.0f} ms"
+    assert applied["longestMs"] < MAX_APPLY_FRAME_MS, applied
