@@ -242,7 +242,8 @@ def test_a_task_that_retried_then_succeeded_shows_each_state_in_its_timeline(
     expect(retry_entry.locator(".error-message")).to_have_text(
         re.compile("TransientError.*attempt 1 failed on purpose")
     )
-    expect(retry_entry.locator(".timeline-note")).to_have_text(re.compile("^retry"))
+    expect(retry_entry.locator(".timeline-note")).to_have_text("attempt 1 failed, to be retried")
+    expect(timeline.nth(retry + 1).locator(".timeline-note")).to_have_text("attempt 2")
     expect(timeline.first.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-"))
     expect(page.locator('[data-field="worker"]')).to_have_text(re.compile("@"))
     expect(page.get_by_role("button", name="Revoke this task")).to_be_hidden()

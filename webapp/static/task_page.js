@@ -59,7 +59,10 @@
     }
     item.appendChild(head);
     var details = [];
-    if (entry.state === "RETRY") details.push("retry " + (entry.retries || 0));
+    // An entry's retries counts the attempts before the one it belongs to.
+    var attempt = (entry.retries || 0) + 1;
+    if (entry.state === "RETRY") details.push("attempt " + attempt + " failed, to be retried");
+    if (entry.state === "STARTED" && attempt > 1) details.push("attempt " + attempt);
     if (entry.progress) details.push("progress " + t.progressText({ state: "PROGRESS", progress: entry.progress }));
     if (details.length) {
       var note = document.createElement("p");
