@@ -366,3 +366,24 @@ def test_after_the_web_restarts_the_table_replays_the_changes_it_missed_in_one_b
     assert replayed >= 2 * MISSED_TASKS, applied
     assert gaps[-1] < MAX_FRAME_GAP_MS, f"the main thread froze for {gaps[-1]:.0f} ms"
     assert applied["longestMs"] < MAX_APPLY_FRAME_MS, applied
+
+
+def test_a_queued_task_is_revoked_from_its_page_and_its_timeline_ends_revoked(
+    page: Page, api: httpx.Client
+) -> None:
+    task_id = submit(api, {"task": "consume", "args": [9], "countdown": 120})
+    page.goto(f"/tasks/{task_id}")
+    expect(page.locator("#task-status")).to_have_text("Live: following this task.")
+    page.get_by_role("button", name="Revoke this task").click()
+    expect(page.locator('[data-field="state"]').first).to_have_text("REVOKED")
+    expect(page.locator("#timeline > li").last).to_have_attribute("data-state", "REVOKED")
+    expect(page.get_by_role("button", name="Revoke this task")).to_be_hidden()
+    expect(page.locator('[data-field="no-outcome"]')).to_have_text("Revoked: it has no result.")
+    assert api.get(f"/api/tasks/{task_id}").json()["state"] == "REVOKED"
+
+
+def test_an_unknown_task_says_so_and_an_impossible_id_is_not_found(page: Page) -> None:
+    page.goto(f"/tasks/{uuid.uuid4()}")
+    expect(page.locator("#task-status")).to_have_text(re.compile("^No such task"))
+    answer = page.goto("/tasks/" + "x" * 65)
+    assert answer is not None and answer.status == 404
