@@ -100,6 +100,8 @@ def test_the_revoke_button_works_from_the_keyboard(page: Page, web: str) -> None
     row = page.locator(f'tr.task-row[data-task-id="{task_id}"]')
     expect(row.locator('[data-field="state"]')).to_have_text("REVOKED")
     expect(button).to_be_hidden()
+    # The focus stays in the row, on its link, for the next key press.
+    expect(row.locator('a[data-field="link"]')).to_be_focused()
 
 
 def test_the_workflow_view_names_its_graph_and_every_control(page: Page, web: str) -> None:

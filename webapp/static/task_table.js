@@ -36,6 +36,7 @@
   var view = { state: "", task: "", q: "", cursor: null, next: null, stack: [], page: 1 };
   var rows = new Map(); // task id -> {doc, cells}; the rows shown, and fresh ones being added
   var known = new Map(); // task id -> its last state seen
+  var lastEvents = new Map(); // task id -> its last event, for a page read that crossed it
   var counts = {};
   var pending = []; // raw event data, oldest first
   var flushScheduled = false;
@@ -159,6 +160,10 @@
     var previous = rows;
     rows = new Map();
     var trs = docs.map(function (doc) {
+      // Every change is an event, in order: a page read that disagrees with the last
+      // event applied was read before it (or its own event is on the way and corrects it).
+      var event = lastEvents.get(doc.id);
+      if (event && event.state !== doc.state) merge(doc, event);
       var entry = newEntry(doc);
       var old = previous.get(doc.id);
       entry.cells = old && old.cells ? old.cells : buildRow(doc);
@@ -315,8 +320,12 @@
       }
       var previous = known.get(event.id);
       if (matchesTaskFilter(event.task)) countTransition(previous, event.state);
-      if (known.size >= KNOWN_MAX) known.clear();
+      if (known.size >= KNOWN_MAX) {
+        known.clear();
+        lastEvents.clear();
+      }
       known.set(event.id, event.state);
+      lastEvents.set(event.id, event);
       if (previous !== event.state && t.isTerminal(event.state)) finished.push(event);
       var entry = rows.get(event.id);
       if (!entry && previous === undefined && event.state === "QUEUED" && takesNewTasks(event)) {
@@ -589,7 +598,6 @@
 
   function revoke(button) {
     var tr = button.closest("tr.task-row");
-    var entry = rows.get(tr.dataset.taskId);
     var status = t.$("#task-list-status");
     t.setText(status, "Revoking " + tr.dataset.taskId.slice(0, 8) + "…");
     t.api("DELETE", "/api/tasks/" + encodeURIComponent(tr.dataset.taskId)).then(function (answer) {
@@ -599,7 +607,11 @@
       }
       t.setText(status, "Revoked " + answer.body.id.slice(0, 8) + ".");
       noteTask(answer.body);
-      if (entry && entry.cells && !t.isTerminal(entry.doc.state)) button.focus();
+      // The button is gone with the task's end; the row's link keeps the keyboard's place.
+      if (document.activeElement === document.body || document.activeElement === button) {
+        var link = tr.querySelector("a[data-field='link']");
+        if (link && tr.isConnected) link.focus();
+      }
     });
   }
 
