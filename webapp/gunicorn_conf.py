@@ -28,6 +28,11 @@ accesslog = os.environ.get("TASKRELAY_WEB_ACCESS_LOG") or None
 errorlog = "-"
 
 
+# The app extensions (app.extensions keys) that feed SSE streams; each has a
+# request_stop() that ends its streams with a reconnect hint.
+STREAM_SOURCES = ("taskrelay.hub", "taskrelay.task_feed")
+
+
 def post_worker_init(worker: Any) -> None:
     """On SIGTERM, end this worker's SSE streams at once, each with a reconnect hint.
 
@@ -37,9 +42,12 @@ def post_worker_init(worker: Any) -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def end_streams(signum: int, frame: Any) -> None:
-        hub = getattr(worker.wsgi, "extensions", {}).get("taskrelay.hub")
-        if hub is not None:
-            hub.request_stop()  # never blocks: under gevent a handler may not
+        extensions = getattr(worker.wsgi, "extensions", {})
+        # The channel hub and the task feed: each feeds this worker's SSE streams.
+        for name in STREAM_SOURCES:
+            source = extensions.get(name)
+            if source is not None:
+                source.request_stop()  # never blocks: under gevent a handler may not
         if callable(previous):
             previous(signum, frame)
 
