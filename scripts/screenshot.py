@@ -22,9 +22,10 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import ViewportSize, sync_playwright
 
 from taskrelay.waiting import free_port, wait_until
 
@@ -43,7 +44,7 @@ CHROMIUM_ARGS = [
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 120.0
 PAGE_TIMEOUT_MS = 120_000
-VIEWPORT = {"width": 1280, "height": 1000}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 1000}
 SHOWCASE_CHANNEL = "news"
 # Space kept below the last panel photographed, in pixels.
 CLIP_MARGIN_PX = 16
@@ -99,7 +100,7 @@ def _ready(base_url: str, process: subprocess.Popen[bytes]) -> bool:
 def give_it_work(base_url: str) -> None:
     """Thousands of tasks in every state worth seeing, and messages on two channels."""
     with ThreadPoolExecutor(SUBMITTERS) as pool:
-        list(pool.map(_send_volume, [base_url] * SUBMITTERS, range(SUBMITTERS)))
+        list(pool.map(lambda share: _send_volume(base_url, share), range(SUBMITTERS)))
     with httpx.Client(base_url=base_url, timeout=10) as api:
         api.post("/api/tasks", json={"task": "consume", "args": [5], "countdown": 600})
         api.post("/api/tasks", json={"task": "long_task", "kwargs": {"steps": 100, "delay_s": 0.4}})
@@ -111,6 +112,7 @@ def give_it_work(base_url: str) -> None:
 def _send_volume(base_url: str, share: int) -> None:
     with httpx.Client(base_url=base_url, timeout=10) as api:
         for n in range(share, VOLUME_TASKS, SUBMITTERS):
+            body: dict[str, Any]
             if n % FAIL_EVERY == 0:
                 body = {"task": "always_fails", "kwargs": {"message": f"order {n} was refused"}}
             elif n % RETRY_EVERY == 0:
