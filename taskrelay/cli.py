@@ -15,6 +15,7 @@ from taskrelay import client as api
 from taskrelay.bench import command as bench_command
 from taskrelay.cli_options import api_options
 from taskrelay.errors import SetupError
+from tasks import redis_urls
 
 TERMINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 
@@ -85,7 +86,8 @@ def up(
         web_port=web_port,
         flower_port=flower_port,
         redis_port=redis_port,
-        redis_url=os.environ.get("REDIS_URL") or None,
+        # REDIS_SENTINELS, when set, names the Redis instead of REDIS_URL.
+        redis_url=redis_urls.from_environment(os.environ, "") or None,
         worker_concurrency=concurrency,
         task_modules=task_modules,
     )

@@ -22,7 +22,7 @@ from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.errors import SetupError
 from taskrelay.processes import Child, EmbeddedRedisRole, stop_together
 from taskrelay.supervisor import CrashLoop, Role, Supervisor
-from tasks import role_restarts
+from tasks import connections, role_restarts
 from tasks.queues import TASK_QUEUE
 
 READY_TIMEOUT_S = 90.0
@@ -219,8 +219,11 @@ class System:
         """Write the restart counts for the web to show; False when Redis cannot take them."""
         try:
             if self._restarts_client is None:
-                self._restarts_client = redis.Redis.from_url(
+                # A Sentinel URL too (tasks/connections.py).
+                self._restarts_client = connections.make_blocking_client(
                     redis_url,
+                    max_connections=1,
+                    pool_wait_s=RESTARTS_WRITE_TIMEOUT_S,
                     socket_connect_timeout=RESTARTS_WRITE_TIMEOUT_S,
                     socket_timeout=RESTARTS_WRITE_TIMEOUT_S,
                     # The supervisor tries again later; a retry here would only stall it.

@@ -129,6 +129,21 @@ class FollowingSentinelPool(redis.sentinel.SentinelConnectionPool):
         return super().get_connection(*args, **kwargs)
 
 
+def serves_a_replaced_primary(pool: Any, connection: Any) -> bool:
+    """Whether a connection held outside the pool (a subscription, a worker's fetch
+    loop) is to a server Sentinel no longer names as the primary. False for a pool
+    that is not Sentinel's, and when no sentinel answers."""
+    if not isinstance(pool, redis.sentinel.SentinelConnectionPool):
+        return False
+    if connection is None or not getattr(connection, "host", None):
+        return False
+    try:
+        primary = pool.get_master_address()  # type: ignore[no-untyped-call]
+    except redis.ConnectionError:
+        return False
+    return (connection.host, connection.port) != tuple(primary)
+
+
 class SentinelBlockingConnectionPool(FollowingSentinelPool, redis.BlockingConnectionPool):
     """A Sentinel-managed pool that, when full, waits for a connection as the
     BlockingConnectionPool does, instead of failing at once."""

@@ -31,6 +31,7 @@ from tasks.connections import (
     PRIMARY_RECHECK_S,
     SENTINEL_SOCKET_TIMEOUT_S,
     FollowingSentinelPool,
+    serves_a_replaced_primary,
 )
 
 
@@ -68,14 +69,8 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
         if now - self._primary_checked_at < PRIMARY_RECHECK_S:
             return False
         self._primary_checked_at = now
-        connection = self.client.connection
-        if connection is None or not connection.host:
-            return False
-        try:
-            primary = self.client.connection_pool.get_master_address()
-        except RedisConnectionError:
-            return False
-        return (connection.host, connection.port) != tuple(primary)
+        client = self.client
+        return serves_a_replaced_primary(client.connection_pool, client.connection)
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         group = self.group

@@ -105,6 +105,7 @@ class Subscriber:
     base_url: str
     channel: str
     received: list[tuple[str, str]] = field(default_factory=list)  # (id, data)
+    heard_at: list[float] = field(default_factory=list)  # time.monotonic() of each
     reconnects: int = 0
     gaps: int = 0  # gap notices: the stream could not resume exactly after the last id
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -140,6 +141,7 @@ class Subscriber:
                 if event.event == "message":
                     doc = json.loads(event.data)
                     self.received.append((str(doc["id"]), str(doc["data"])))
+                    self.heard_at.append(time.monotonic())
                 elif event.event == "gap":
                     self.gaps += 1
 
@@ -149,5 +151,9 @@ class Subscriber:
                 return
             yield line
 
-    def data(self) -> list[str]:
-        return [data for _, data in self.received]
+    def first_heard(self) -> dict[str, float]:
+        """When each message id was first heard."""
+        found: dict[str, float] = {}
+        for (message_id, _), at in zip(self.received, self.heard_at, strict=True):
+            found.setdefault(message_id, at)
+        return found

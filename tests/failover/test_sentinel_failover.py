@@ -33,6 +33,9 @@ from tests.failover.cluster import SentinelGroup, wait_promoted
 from tests.failover.load import Subscriber, Writer
 from tests.support import start_web, start_worker, stop, wait_until
 
+# One failover run per server kind, about a minute and a half each.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
 # A dead worker's (or a lost connection's) messages come back after this long.
 VISIBILITY_TIMEOUT_S = 4
 TASK_MODULES = "tests.faults.fault_tasks"
@@ -178,6 +181,17 @@ class Load:
             writer.stop()
 
 
+def first_run(marker_dir: Path, names: list[str]) -> float | None:
+    """The wall-clock time the first of these tasks ended its run."""
+    ends = [
+        float(line.split()[1])
+        for name in names
+        if (marker_dir / name).exists()
+        for line in (marker_dir / name).read_text().splitlines()
+    ]
+    return min(ends) if ends else None
+
+
 def runs(marker_dir: Path, name: str) -> int:
     path = marker_dir / name
     return len(path.read_text().splitlines()) if path.exists() else 0
@@ -191,6 +205,8 @@ class Outcome:
     twice: int  # ran more than once / heard more than once by one subscriber
     missed: int = 0  # stored, yet not heard by one subscriber (the worst)
     gaps: int = 0  # gap notices the subscribers were given
+    slowest_s: float = 0.0  # the longest a subscriber waited for a message after its 202
+    records_lost: int = 0  # tasks whose record is gone from the primary (ran or not)
 
 
 def settle_tasks(system: System, load: Load) -> dict[str, Outcome]:
@@ -207,13 +223,26 @@ def settle_tasks(system: System, load: Load) -> dict[str, Outcome]:
     found = {}
     for web, keys_ in accepted.items():
         counts = [runs(system.marker_dir, key) for key in keys_]
+        task_ids = [str(a.accepted_id) for a in load.tasks[web].accepted()]
         found[web] = Outcome(
             attempts=len(load.tasks[web].attempts),
             accepted=len(keys_),
             lost=sum(1 for c in counts if c == 0),
             twice=sum(1 for c in counts if c > 1),
+            records_lost=len(task_ids) - records_present(system, task_ids),
         )
     return found
+
+
+def records_present(system: System, task_ids: list[str]) -> int:
+    client = make_client(system.group.url)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.exists(keys.task_record(task_id))
+            return sum(int(found) for found in pipe.execute())
+    finally:
+        client.close()
 
 
 def stored_messages(system: System) -> list[tuple[str, str]]:
@@ -235,6 +264,7 @@ def settle_messages(
 ) -> dict[str, Outcome]:
     """Per web: accepted messages never stored, and the worst subscriber's missed and repeated."""
     accepted = {web: {a.accepted_id for a in w.accepted()} for web, w in load.messages.items()}
+    accepted_at = {a.accepted_id: a.ended for w in load.messages.values() for a in w.accepted()}
     every = set().union(*accepted.values())
 
     def settled() -> bool:
@@ -247,11 +277,13 @@ def settle_messages(
     stored = {message_id for message_id, _ in stored_messages(system)}
     found = {}
     for web, ids in accepted.items():
-        missed, twice = 0, 0
+        missed, twice, slowest = 0, 0, 0.0
         for subscriber in subscribers:
             heard = Counter(m for m, _ in subscriber.received if m in ids)
             missed = max(missed, len((ids & stored) - set(heard)))
             twice = max(twice, sum(1 for c in heard.values() if c > 1))
+            waits = [at - accepted_at[m] for m, at in subscriber.first_heard().items() if m in ids]
+            slowest = max([slowest, *waits])
         found[web] = Outcome(
             attempts=len(load.messages[web].attempts),
             accepted=len(ids),
@@ -259,6 +291,7 @@ def settle_messages(
             twice=twice,
             missed=missed,
             gaps=sum(s.gaps for s in subscribers) - gaps_before,
+            slowest_s=slowest,
         )
     return found
 
@@ -274,10 +307,12 @@ def figure_line(
 ) -> str:
     return (
         f"{kind:6} {phase:7} {web:10} | accepting again after {recovery_s:5.2f} s | "
-        f"tasks {tasks.accepted:4}/{tasks.attempts:<4} accepted, {tasks.lost} lost, "
-        f"{tasks.twice} ran twice | messages {messages.accepted:4}/{messages.attempts:<4} "
-        f"accepted, {messages.lost} lost, {messages.missed} missed by a subscriber, "
-        f"{messages.twice} heard twice, {messages.gaps} gap notices{extra}"
+        f"tasks {tasks.accepted:4}/{tasks.attempts:<4} accepted, {tasks.lost} never ran, "
+        f"{tasks.twice} ran twice, {tasks.records_lost} records lost | "
+        f"messages {messages.accepted:4}/{messages.attempts:<4} accepted, {messages.lost} lost, "
+        f"{messages.missed} missed by a subscriber, "
+        f"{messages.twice} heard twice, {messages.gaps} gap notices, "
+        f"heard at most {messages.slowest_s:.1f} s after the 202{extra}"
     )
 
 
@@ -306,7 +341,7 @@ def test_failover_loses_no_replicated_write_and_workers_resume(
         load = Load.start(system)
         try:
             load.wait_steady()
-            killed_at = time.monotonic()
+            killed_at, killed_wall = time.monotonic(), time.time()
             group.primary.kill()
             promoted_s = wait_promoted(group, group.replica.port, PROMOTION_TIMEOUT_S)
             group.swap_roles()
@@ -325,6 +360,10 @@ def test_failover_loses_no_replicated_write_and_workers_resume(
         tasks = settle_tasks(system, load)
         messages = settle_messages(system, load, subscribers, gaps_before=0)
         stored, twice = stored_twice(system)
+        # Consuming resumed by itself: every task accepted after the kill ran.
+        after = [a.key for w in load.tasks.values() for a in w.accepted() if a.started > killed_at]
+        resumed = first_run(system.marker_dir, after)
+        resumed_s = float("nan") if resumed is None else resumed - killed_wall
         for web, recovery in (("plain", plain_s), ("replicated", replicated_s)):
             figures.append(
                 figure_line(
@@ -334,14 +373,18 @@ def test_failover_loses_no_replicated_write_and_workers_resume(
                     recovery,
                     tasks[web],
                     messages[web],
-                    f" | promoted after {promoted_s:.2f} s, old primary in sync "
+                    f" | promoted after {promoted_s:.2f} s, a task submitted after the kill ran "
+                    f"{resumed_s:.2f} s after it, old primary in sync "
                     f"{rejoin_s:.2f} s after restart, stream {stored} entries, "
                     f"{twice} twice",
                 )
             )
         assert_workers_alive(system)
+        assert after and all(runs(system.marker_dir, key) for key in after)
         assert tasks["replicated"].lost == 0, "a task accepted after WAIT was lost"
+        assert tasks["replicated"].records_lost == 0, "a record written before WAIT was lost"
         assert messages["replicated"].lost == 0, "a message accepted after WAIT was lost"
+        assert tasks["plain"].records_lost <= MAX_LOST_WITHOUT_REPLICA_WAIT
         for web in messages:
             assert messages[web].missed <= MAX_LOST_WITHOUT_REPLICA_WAIT
         assert plain_s < MAX_RECOVERY_S
@@ -360,9 +403,11 @@ def test_failover_loses_no_replicated_write_and_workers_resume(
         # (connections.PRIMARY_RECHECK_S): only a write that a replica confirmed
         # before its 202 is sure to survive the switch.
         assert tasks["replicated"].lost == 0, "a task accepted after WAIT was lost"
+        assert tasks["replicated"].records_lost == 0, "a record written before WAIT was lost"
         assert messages["replicated"].lost == 0, "a message accepted after WAIT was lost"
         assert messages["replicated"].missed == 0, "a subscriber missed a message"
         assert tasks["plain"].lost <= MAX_LOST_IN_SWITCH
+        assert tasks["plain"].records_lost <= MAX_LOST_IN_SWITCH
         assert messages["plain"].lost <= MAX_LOST_IN_SWITCH
         for web in system.web_urls:
             assert tasks[web].twice <= MAX_RUN_TWICE

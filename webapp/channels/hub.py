@@ -225,11 +225,19 @@ class Hub:
         pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.psubscribe(keys.CHANNEL_PUBSUB_PREFIX + "*")
-            last_beat = 0.0
+            last_beat = last_primary_check = 0.0
             while not self._stopping.is_set():
                 message = pubsub.get_message(timeout=POLL_INTERVAL_S)
                 if message is not None:
                     self._handle(message)
+                if time.monotonic() - last_primary_check >= connections.PRIMARY_RECHECK_S:
+                    last_primary_check = time.monotonic()
+                    # Through Sentinel: the old primary still takes this subscription
+                    # for seconds after a promotion, while messages go to the new one.
+                    if connections.serves_a_replaced_primary(
+                        self.client.connection_pool, pubsub.connection
+                    ):
+                        raise redis.ConnectionError("Sentinel promoted another primary")
                 since = time.monotonic() - last_beat
                 if since >= BEAT_INTERVAL_S or (self._counts_changed and since >= BEAT_MIN_GAP_S):
                     self._beat(self.client)
