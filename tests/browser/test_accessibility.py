@@ -115,7 +115,7 @@ def test_the_workflow_view_names_its_graph_and_every_control(page: Page, web: st
     expect(page.get_by_role("table")).to_contain_text("consume")
 
 
-def test_the_state_tabs_filter_search_and_pages_work_from_the_keyboard(page: Page) -> None:
+def test_the_state_tabs_filter_and_search_work_from_the_keyboard(page: Page) -> None:
     tab_to(page, "#tab-all")
     page.keyboard.press("ArrowRight")
     queued = page.get_by_role("tab", name=re.compile("^Queued"))
@@ -137,6 +137,23 @@ def test_the_state_tabs_filter_search_and_pages_work_from_the_keyboard(page: Pag
     page.keyboard.press("Enter")
     expect(page.locator("#task-list-empty")).to_be_visible()
     expect(page.get_by_role("table", name="Tasks")).to_be_visible()
+
+
+def test_the_task_pages_turn_from_the_keyboard(page: Page, web: str) -> None:
+    # Enough tasks for three pages of 50, whatever ran before.
+    with httpx.Client(base_url=web, timeout=10) as client:
+        for _ in range(101):
+            assert client.post("/api/tasks", json={"task": "noop"}).status_code == 202
+    page.reload()
+    expect(page.locator("#task-rows tr.task-row")).to_have_count(50)
+    tab_to(page, "#page-older")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-page-label")).to_have_text(re.compile("^Page 2"))
+    expect(page.get_by_role("button", name="Older tasks")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("button", name="Newer tasks")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-page-label")).to_have_text(re.compile("^Page 1"))
 
 
 def test_a_tasks_page_names_every_control_and_its_timeline(page: Page, web: str) -> None:

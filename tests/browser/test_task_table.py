@@ -201,7 +201,7 @@ def test_pages_go_older_and_back_without_skipping_or_repeating_a_task(
     expect(page.locator("#task-rows tr.task-row")).to_have_count(PAGE_SIZE)
     first_page = shown_ids(page)
 
-    older = page.get_by_role("button", name="Older")
+    older = page.get_by_role("button", name="Older tasks")
     older.click()
     expect(page.locator("#task-page-label")).to_have_text(re.compile("^Page 2"))
     # Tasks that arrive meanwhile go on top of the first page, not into this one.
@@ -213,11 +213,11 @@ def test_pages_go_older_and_back_without_skipping_or_repeating_a_task(
     ours_seen = [task_id for task_id in first_page + second_page if task_id in set(ours)]
     assert len(ours_seen) == len(ours) and set(ours_seen) == set(ours)
 
-    page.get_by_role("button", name="Newer").click()
+    page.get_by_role("button", name="Newer tasks").click()
     expect(page.locator("#task-page-label")).to_have_text(re.compile("^Page 1"))
     for task_id in arrivals:
         expect(page.locator(f'tr.task-row[data-task-id="{task_id}"]')).to_be_visible()
-    expect(page.get_by_role("button", name="Newer")).to_be_disabled()
+    expect(page.get_by_role("button", name="Newer tasks")).to_be_disabled()
 
 
 def test_a_task_that_retried_then_succeeded_shows_each_state_in_its_timeline(
