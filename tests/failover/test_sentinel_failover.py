@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from limits.storage import storage_from_string
 
 from taskrelay.embedded_redis import wheel_server_binary
 from taskrelay.processes import Child
@@ -32,6 +34,7 @@ from tasks.connections import make_client
 from tests.failover.cluster import SentinelGroup, wait_promoted
 from tests.failover.load import Subscriber, Writer
 from tests.support import start_web, start_worker, stop, wait_until
+from webapp import limits
 
 # One failover run per server kind, about a minute and a half each.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -328,6 +331,18 @@ def stored_twice(system: System) -> tuple[int, int]:
     return len(data), len(data) - len(set(data))
 
 
+def limiter_counts(url: str) -> int:
+    """One hit counted by the rate limiter's storage, as the web builds it from the URL."""
+    found = limits.storage(url)
+    storage = storage_from_string(found["storage_uri"], **found["storage_options"])
+    return storage.incr(f"failover-{uuid.uuid4().hex}", 60)
+
+
+def stats_count_the_queues(base_url: str) -> bool:
+    doc = httpx.get(f"{base_url}/api/stats", timeout=5).json()
+    return all(isinstance(queue["depth"], int) for queue in doc["queues"])
+
+
 def test_failover_loses_no_replicated_write_and_workers_resume(
     system: System, server_binary: str, figures: list[str]
 ) -> None:
@@ -337,6 +352,11 @@ def test_failover_loses_no_replicated_write_and_workers_resume(
     for subscriber in subscribers:
         subscriber.start()
     try:
+        # The clients that the load does not exercise find the primary too, and again
+        # after each promotion: the rate limiter's storage, the stats reader's broker client.
+        assert limiter_counts(group.url) == 1
+        assert stats_count_the_queues(system.web_urls["plain"])
+
         # -- 1. SIGKILL the primary; 2. it comes back, as a replica --------------
         load = Load.start(system)
         try:
@@ -392,12 +412,16 @@ def test_failover_loses_no_replicated_write_and_workers_resume(
         assert messages["plain"].lost <= MAX_LOST_WITHOUT_REPLICA_WAIT
         for web in tasks:
             assert tasks[web].twice <= MAX_RUN_TWICE
+        assert limiter_counts(group.url) == 1
+        assert stats_count_the_queues(system.web_urls["plain"])
         # The old primary's own unreplicated writes were dropped when it resynced.
         assert twice == 0, "a channel message was stored twice"
 
         # -- 3. A planned switch: SENTINEL FAILOVER -----------------------------
         tasks, messages = switch(system, subscribers, figures, kind)
         assert_workers_alive(system)
+        assert limiter_counts(group.url) == 1
+        assert stats_count_the_queues(system.web_urls["plain"])
         # Sentinel promotes the replica without fencing the old primary, which takes
         # the writes of clients still connected to it until they leave it
         # (connections.PRIMARY_RECHECK_S): only a write that a replica confirmed
