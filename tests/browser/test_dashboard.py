@@ -96,6 +96,7 @@ def test_the_long_task_fills_its_progress_bar_to_100_and_shows_its_result(page: 
 
 
 def test_a_bad_value_shows_the_api_error_next_to_its_field(page: Page) -> None:
+    expect(page.locator("#task-table")).to_have_attribute("aria-busy", "false")
     rows_before = page.locator("tr.task-row").count()
     choose_task(page, "long_task")
     steps = page.get_by_label("steps")

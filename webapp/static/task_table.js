@@ -436,9 +436,14 @@
     var seq = ++loadSeq;
     lastRefreshAt = Date.now();
     var status = t.$("#task-list-status");
-    if (!quiet) t.setText(status, "Loading…");
+    var table = t.$("#task-table");
+    if (!quiet) {
+      t.setText(status, "Loading…");
+      table.setAttribute("aria-busy", "true");
+    }
     return t.api("GET", query(view.cursor)).then(function (answer) {
       if (seq !== loadSeq) return;
+      table.setAttribute("aria-busy", "false");
       if (!answer.ok) {
         var error = t.errorOf(answer);
         if (error.field === "q") showSearchError(error.message);
