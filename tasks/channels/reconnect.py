@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -49,6 +50,8 @@ class Reconnecting:
     stopping: threading.Event
     who: str
     survive: tuple[type[Exception], ...] = ()
+    # A session that lasted this long was working, not failing to connect.
+    working_after_s: float = BACKOFF_MAX_S
     delay_s: float = field(default=BACKOFF_MIN_S, init=False)
 
     def __iter__(self) -> Iterator[contextlib.AbstractContextManager[None]]:
@@ -60,13 +63,22 @@ class Reconnecting:
 
     @contextlib.contextmanager
     def _attempt(self) -> Iterator[None]:
+        started = time.monotonic()
         try:
             yield
         except LOST_REDIS as error:
+            self._after_a_working_session(started)
             logger.warning(
                 "%s lost Redis (%s); reconnecting in %.1f s", self.who, error, self.delay_s
             )
         except self.survive:
+            self._after_a_working_session(started)
             logger.exception("%s failed; restarting in %.1f s", self.who, self.delay_s)
         else:
+            self.delay_s = BACKOFF_MIN_S
+
+    def _after_a_working_session(self, started: float) -> None:
+        # The loss of a working session starts the pauses over at the minimum, so
+        # losses hours apart do not add up to the maximum pause.
+        if time.monotonic() - started >= self.working_after_s:
             self.delay_s = BACKOFF_MIN_S

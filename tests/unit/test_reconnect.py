@@ -65,3 +65,23 @@ def test_a_subscriber_generator_closed_inside_an_attempt_closes_at_once() -> Non
     assert next(stream) == "first"
     stream.close()  # a swallowed GeneratorExit would start another attempt and raise here
     assert closed.is_set()
+
+
+def test_losing_a_session_that_was_working_starts_the_pauses_over() -> None:
+    stopping = threading.Event()
+    reconnecting = Reconnecting(stopping, "test subscriber", working_after_s=0.05)
+    pauses = []
+    for number, attempt in enumerate(reconnecting):
+        with attempt:
+            if number == 3:
+                stopping.set()
+            elif number == 2:
+                # This session works for a while before Redis goes away.
+                threading.Event().wait(0.1)
+                raise redis.ConnectionError("Redis restarted")
+            else:
+                raise redis.ConnectionError("Connection refused")
+        pauses.append(reconnecting.delay_s)
+    # The pause to be taken after each attempt: failing to connect doubles it;
+    # losing a working session (the third) takes the shortest again.
+    assert pauses == [BACKOFF_MIN_S, 2 * BACKOFF_MIN_S, BACKOFF_MIN_S, BACKOFF_MIN_S]
