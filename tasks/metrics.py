@@ -7,12 +7,11 @@ the script that stores a task's final state), so counting adds none of its own.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks import keys
+from tasks import histogram, keys
 from tasks.text import as_text
 
 # Upper bounds of the runtime histogram's buckets, in seconds.
@@ -32,8 +31,6 @@ RUNTIME_BUCKETS_S = (
     60.0,
     300.0,
 )
-INF = "+Inf"
-
 SUBMITTED = "submitted"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -53,8 +50,7 @@ def count_command(task: str, event: str) -> list[str]:
 
 
 def runtime_commands(task: str, seconds: float) -> list[list[str]]:
-    index = bisect.bisect_left(RUNTIME_BUCKETS_S, seconds)
-    bucket = str(RUNTIME_BUCKETS_S[index]) if index < len(RUNTIME_BUCKETS_S) else INF
+    bucket = histogram.bucket_of(RUNTIME_BUCKETS_S, seconds)
     return [
         ["HINCRBY", keys.METRICS_TASK_RUNTIME, f"{task}|{bucket}", "1"],
         ["HINCRBYFLOAT", keys.METRICS_TASK_RUNTIME, f"{task}|sum", repr(seconds)],
@@ -69,11 +65,7 @@ class Runtime:
     total_s: float = 0.0
 
     def cumulative(self) -> list[tuple[str, int]]:
-        running, out = 0, []
-        for bound in [*map(str, RUNTIME_BUCKETS_S), INF]:
-            running += self.buckets.get(bound, 0)
-            out.append((bound, running))
-        return out
+        return histogram.cumulative(RUNTIME_BUCKETS_S, self.buckets)
 
 
 @dataclass

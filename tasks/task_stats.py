@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks import defaults, keys, metrics
+from tasks.histogram import INF
 from tasks.text import as_text
 
 PERCENTILES = (50, 95, 99)
@@ -92,7 +93,7 @@ def percentiles_ms(histogram: dict[str, int]) -> dict[str, float | None]:
     """p50, p95 and p99 in ms, interpolated within the bucket each falls in."""
     bounds = [*metrics.RUNTIME_BUCKETS_S, float("inf")]
     counts = [histogram.get(str(b), 0) for b in metrics.RUNTIME_BUCKETS_S]
-    counts.append(histogram.get(metrics.INF, 0))
+    counts.append(histogram.get(INF, 0))
     total = sum(counts)
     out: dict[str, float | None] = {}
     for p in PERCENTILES:

@@ -7,12 +7,11 @@ counts nothing it did not do.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks import keys
+from tasks import histogram, keys
 from tasks.text import as_text
 
 FIRED = "fired"  # slots fired by a scheduler
@@ -24,7 +23,6 @@ EVENTS = (FIRED, MANUAL, MISSED, REFUSED, TAKEOVERS)
 
 # Upper bounds of the fire-lag histogram's buckets (actual fire time minus slot time), in seconds.
 LAG_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-INF = "+Inf"
 _LAG = "lag|"
 _LAG_SUM = "lag|sum"
 
@@ -38,14 +36,10 @@ def lags(pipe: Any, seconds: list[float]) -> None:
     """Add fire lags to the histogram: one command per bucket touched, one for the sum."""
     if not seconds:
         return
-    for bucket, fires in Counter(map(_bucket, seconds)).items():
+    buckets = (histogram.bucket_of(LAG_BUCKETS_S, lag) for lag in seconds)
+    for bucket, fires in Counter(buckets).items():
         pipe.hincrby(keys.METRICS_SCHEDULES, _LAG + bucket, fires)
     pipe.hincrbyfloat(keys.METRICS_SCHEDULES, _LAG_SUM, sum(seconds))
-
-
-def _bucket(seconds: float) -> str:
-    index = bisect.bisect_left(LAG_BUCKETS_S, seconds)
-    return str(LAG_BUCKETS_S[index]) if index < len(LAG_BUCKETS_S) else INF
 
 
 @dataclass
@@ -56,11 +50,7 @@ class Snapshot:
     lag_sum_s: float = 0.0
 
     def lag_cumulative(self) -> list[tuple[str, int]]:
-        running, out = 0, []
-        for bound in [*map(str, LAG_BUCKETS_S), INF]:
-            running += self.lag_buckets.get(bound, 0)
-            out.append((bound, running))
-        return out
+        return histogram.cumulative(LAG_BUCKETS_S, self.lag_buckets)
 
 
 def read(client: Any) -> Snapshot:

@@ -7,24 +7,21 @@ once, in ``settle.lua``, by whoever ends the workflow.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks import keys
+from tasks import histogram, keys
 from tasks.celery_ext.result_backend import Command
 from tasks.text import as_text
 
 SUBMITTED = "submitted"
 # Upper bounds of the step-count histogram's buckets, in task steps.
 STEP_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
-INF = "+Inf"
 _SUM = "sum"
 
 
 def submitted_commands(step_count: int) -> list[Command]:
-    index = bisect.bisect_left(STEP_BUCKETS, step_count)
-    bucket = str(STEP_BUCKETS[index]) if index < len(STEP_BUCKETS) else INF
+    bucket = histogram.bucket_of(STEP_BUCKETS, step_count)
     return [
         ["HINCRBY", keys.METRICS_WORKFLOWS, SUBMITTED, "1"],
         ["HINCRBY", keys.METRICS_WORKFLOW_STEPS, bucket, "1"],
@@ -41,11 +38,7 @@ class Snapshot:
     steps_total: int = 0
 
     def cumulative_steps(self) -> list[tuple[str, int]]:
-        running, out = 0, []
-        for bound in [*map(str, STEP_BUCKETS), INF]:
-            running += self.step_buckets.get(bound, 0)
-            out.append((bound, running))
-        return out
+        return histogram.cumulative(STEP_BUCKETS, self.step_buckets)
 
 
 def read(client: Any) -> Snapshot:
