@@ -34,7 +34,8 @@ def create_task() -> Response:
         submission,
         retry_after_s=current_app.config["RETRY_AFTER_S"],
         idempotency_key=key,
-        body_fingerprint=fingerprint(body),
+        # Only a request with a key is ever compared with another.
+        body_fingerprint=fingerprint(body) if key is not None else "",
         replicas=durable_accept.current(),
     )
     return accepted(doc, 202 if created else 200)
