@@ -5,7 +5,9 @@
 (function () {
   "use strict";
 
-  var SVG_NS = "http://www.w3.org/2000/svg";
+  // The helpers every dashboard page shares (common.js, loaded first).
+  var svg = window.taskrelay.svg;
+  var setText = window.taskrelay.setText;
   // A box's size and the gaps between boxes, in SVG user units (pixels).
   var BOX_WIDTH = 150;
   var BOX_HEIGHT = 44;
@@ -19,19 +21,6 @@
   var base = "/api/workflows/" + encodeURIComponent(workflowId);
   var graph = document.getElementById("workflow-graph");
   var shown = null; // the workflow document drawn last
-
-  function svg(name, attributes, text) {
-    var element = document.createElementNS(SVG_NS, name);
-    Object.keys(attributes).forEach(function (key) {
-      element.setAttribute(key, String(attributes[key]));
-    });
-    if (text !== undefined) element.textContent = text;
-    return element;
-  }
-
-  function setText(element, text) {
-    element.textContent = text == null ? "" : String(text);
-  }
 
   // Each step's column: one past the furthest step it waits on, so a chain runs
   // left to right and a group's steps stand in one column before their callback.
