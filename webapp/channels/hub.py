@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -25,6 +24,7 @@ from tasks import channels, connections, keys
 from tasks.channels import Delivery, Pattern
 from tasks.channels.reconnect import LOST_REDIS, POLL_INTERVAL_S, Reconnecting
 from webapp.channels.metrics import ChannelMetrics
+from webapp.client_buffer import ClientBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -68,41 +68,9 @@ class Selector:
 
 
 @dataclass(eq=False)
-class Subscription:
-    selector: Selector
-    capacity: int
-    cut_off: bool = False  # its buffer filled: end the stream, the client resumes
+class Subscription(ClientBuffer[Item]):
+    selector: Selector = field(kw_only=True)
     stopped: bool = False
-    _queue: queue.Queue[Item] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._queue = queue.Queue(maxsize=self.capacity)
-
-    def offer(self, item: Item) -> bool:
-        if self.cut_off:
-            return False
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.cut_off = True
-            return False
-        return True
-
-    def next(self, timeout_s: float) -> Item | None:
-        try:
-            return self._queue.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
-
-    def ready(self, limit: int) -> list[Item]:
-        """Up to ``limit`` items that are waiting already, without blocking."""
-        items: list[Item] = []
-        while len(items) < limit:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
 
     def stop(self) -> None:
         self.stopped = True
@@ -139,7 +107,7 @@ class Hub:
 
     def subscribe(self, selector: Selector) -> Subscription:
         self._ensure_started()
-        subscription = Subscription(selector, self.buffer_messages)
+        subscription = Subscription(self.buffer_messages, selector=selector)
         with self._lock:
             if selector.pattern is not None:
                 self._by_pattern = (*self._by_pattern, subscription)

@@ -11,11 +11,10 @@ client) is ended with a reconnect hint; its client resumes from Redis.
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -24,6 +23,7 @@ from tasks import connections, keys
 from tasks.channels.reconnect import Reconnecting
 from tasks.text import as_text
 from webapp import sse
+from webapp.client_buffer import ClientBuffer
 from webapp.errors import UNREACHABLE, BadRequest, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -60,35 +60,8 @@ class Stop:
 STOP = Stop()
 
 
-@dataclass(eq=False)
-class Subscription:
-    capacity: int
-    _queue: queue.Queue[TaskEvent | Stop] = field(init=False)
-    cut_off: bool = False
-
-    def __post_init__(self) -> None:
-        self._queue = queue.Queue(maxsize=self.capacity)
-
-    def offer(self, item: TaskEvent | Stop) -> None:
-        if self.cut_off:
-            return
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.cut_off = True
-
-    def take(self, timeout_s: float, limit: int) -> list[TaskEvent | Stop]:
-        """What is waiting (up to ``limit``), waiting up to ``timeout_s`` for the first."""
-        try:
-            items = [self._queue.get(timeout=timeout_s)]
-        except queue.Empty:
-            return []
-        while len(items) < limit:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
+# What one stream of the feed holds between the reader and its client.
+Subscription = ClientBuffer[TaskEvent | Stop]
 
 
 def parse_event_id(raw: str | None) -> str | None:
