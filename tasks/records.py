@@ -174,10 +174,37 @@ def read_raw(
     return [(_decode_hash(r), m) for r, m in zip(records, metas, strict=True)]
 
 
+@dataclass(frozen=True)
+class RawTask:
+    """One task as stored: its record, its raw result meta and its raw history entries."""
+
+    record: dict[str, str]
+    meta: bytes | str | None
+    history: list[Any]
+
+
+def read_one_raw(client: redis.Redis, results: redis.Redis, task_id: str) -> RawTask:
+    """Record, result meta and history of one task: one round trip when results share Redis."""
+    if results is not client:
+        [(record, meta)] = read_raw(client, results, [task_id])
+        return RawTask(record, meta, client.lrange(keys.task_history(task_id), 0, -1))
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.task_record(task_id))
+        pipe.get(keys.celery_result(task_id))
+        pipe.lrange(keys.task_history(task_id), 0, -1)
+        record, meta, history = pipe.execute()
+    return RawTask(_decode_hash(record), meta, history)
+
+
 def read_history(client: redis.Redis, task_id: str) -> list[dict[str, Any]]:
     """A task's states, oldest first (the newest defaults.TASK_HISTORY_MAX_ENTRIES)."""
+    return parse_history(client.lrange(keys.task_history(task_id), 0, -1))
+
+
+def parse_history(raw_entries: list[Any]) -> list[dict[str, Any]]:
+    """History entries as stored (JSON objects); anything else is skipped."""
     entries = []
-    for raw in client.lrange(keys.task_history(task_id), 0, -1):
+    for raw in raw_entries:
         entry = _json_field(as_text(raw), None)
         if isinstance(entry, dict):
             entries.append(entry)

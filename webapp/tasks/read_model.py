@@ -19,12 +19,17 @@ TASK_ID_MAX_CHARS = 64
 def load(services: Services, task_id: str, *, with_history: bool = False) -> dict[str, Any] | None:
     if len(task_id) > TASK_ID_MAX_CHARS:
         return None
-    [(record, raw_meta)] = records.read_raw(services.redis, services.results, [task_id])
+    if with_history:
+        # The record, the result and the history in one read.
+        raw = records.read_one_raw(services.redis, services.results, task_id)
+        record, raw_meta = raw.record, raw.meta
+    else:
+        [(record, raw_meta)] = records.read_raw(services.redis, services.results, [task_id])
     if not record:
         return None
     doc = records.document(task_id, record, records.parse_meta(raw_meta))
     if with_history:
-        doc["history"] = records.read_history(services.redis, task_id)
+        doc["history"] = records.parse_history(raw.history)
     return doc
 
 
