@@ -17,6 +17,8 @@ from typing import Any
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
+from webapp import pool_check
+
 
 class IdleBoundHandler(PyWSGIHandler):  # type: ignore[misc]
     # Set per worker from gunicorn's ``keepalive`` setting (see Worker).
@@ -41,4 +43,5 @@ class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
         self.wsgi_handler = type(
             "Handler", (IdleBoundHandler,), {"idle_timeout_s": float(self.cfg.keepalive)}
         )
+        pool_check.install()
         super().init_process()
