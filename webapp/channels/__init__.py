@@ -7,13 +7,15 @@ from flask import Flask
 from webapp.channels import api
 from webapp.channels.hub import DEFAULT_BUFFER_MESSAGES, Hub
 from webapp.channels.metrics import METRICS
+from webapp.client_buffer import READER_IDLE_GRACE_S
 from webapp.services import services_of
 
 
 def init_app(app: Flask) -> None:
-    """Make the hub (it starts with its first subscriber), stop it with the services, serve."""
+    """Make the hub (it listens while it has subscribers), stop it with the services, serve."""
     app.config.setdefault("SSE_BUFFER_MESSAGES", DEFAULT_BUFFER_MESSAGES)
     app.config.setdefault("SSE_WRITE_TIMEOUT_S", api.SSE_WRITE_TIMEOUT_S)
+    app.config.setdefault("SSE_READER_IDLE_S", READER_IDLE_GRACE_S)
     _check_bounds(app)
     hub = Hub(
         app.config["REDIS_URL"],
@@ -21,6 +23,7 @@ def init_app(app: Flask) -> None:
         pool_connections=int(app.config["SSE_REDIS_CONNECTIONS"]),
         pool_wait_s=float(app.config["SSE_REDIS_WAIT_S"]),
         buffer_messages=int(app.config["SSE_BUFFER_MESSAGES"]),
+        idle_grace_s=float(app.config["SSE_READER_IDLE_S"]),
     )
     app.extensions[api.HUB_EXTENSION_KEY] = hub
     # The hub's thread stops before the clients it reads with are closed.

@@ -5,6 +5,12 @@ of every subscriber that hears the channel, never waiting for a slow one: a
 full buffer marks its subscriber cut off instead. After every (re)subscription
 it tells each subscriber to resynchronize from the stream, which fills any gap
 left while Redis was unreachable.
+
+The thread runs only while someone listens: once the last subscriber has been
+gone for the idle grace, it unsubscribes, removes this process's subscriber
+counts from Redis (it has none to report) and ends; the next subscriber starts
+it again, and the (re)subscription's resynchronization fills what its streams
+missed meanwhile.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ import redis
 
 from tasks import channels, connections, keys
 from tasks.channels import Delivery, Pattern
-from tasks.channels.reconnect import LOST_REDIS, POLL_INTERVAL_S, Reconnecting
+from tasks.channels.reconnect import POLL_INTERVAL_S, Reconnecting
 from webapp.channels.metrics import ChannelMetrics
-from webapp.client_buffer import ClientBuffer
+from webapp.client_buffer import READER_IDLE_GRACE_S, ClientBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +92,7 @@ class Hub:
         pool_connections: int,
         pool_wait_s: float,
         buffer_messages: int = DEFAULT_BUFFER_MESSAGES,
+        idle_grace_s: float = READER_IDLE_GRACE_S,
     ) -> None:
         """``pool_connections`` and ``pool_wait_s`` bound the hub's Redis pool (settings
         SSE_REDIS_CONNECTIONS and SSE_REDIS_WAIT_S): one connection holds the
@@ -94,11 +101,15 @@ class Hub:
         self.redis_url = redis_url
         self.metrics = metrics
         self.buffer_messages = buffer_messages
+        self.idle_grace_s = idle_grace_s
         self._lock = threading.Lock()
         self._by_channel: dict[str, tuple[Subscription, ...]] = {}
         self._by_pattern: tuple[Subscription, ...] = ()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # The thread ended for want of subscribers (it only returns).
+        self._retired = False
+        self._idle_since = time.monotonic()
         self.client = _make_client(redis_url, pool_connections, pool_wait_s)
         self._counts_changed = True
         self.hub_id = ""
@@ -106,7 +117,6 @@ class Hub:
     # -- subscribers (any thread) --
 
     def subscribe(self, selector: Selector) -> Subscription:
-        self._ensure_started()
         subscription = Subscription(self.buffer_messages, selector=selector)
         with self._lock:
             if selector.pattern is not None:
@@ -115,6 +125,8 @@ class Hub:
                 name = str(selector.channel)
                 self._by_channel[name] = (*self._by_channel.get(name, ()), subscription)
             self._counts_changed = True
+            # Started once it is counted: an idle thread cannot end under it.
+            self._ensure_started()
         self.metrics.subscribed(selector.label, +1)
         if self._stopping.is_set():
             subscription.stop()
@@ -133,6 +145,8 @@ class Hub:
                 else:
                     self._by_channel.pop(name, None)
             self._counts_changed = True
+            if not self._has_subscribers():
+                self._idle_since = time.monotonic()
         self.metrics.subscribed(selector.label, -1)
 
     def subscriber_counts(self) -> dict[str, int]:
@@ -146,15 +160,22 @@ class Hub:
     # -- lifecycle --
 
     def _ensure_started(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            if self._stopping.is_set():
-                return
-            # Started lazily, in the process that serves: a thread does not survive a fork.
-            self.hub_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-            self._thread = threading.Thread(target=self._run, name="channel-hub", daemon=True)
-            self._thread.start()
+        """Start the thread unless it is listening; the caller holds the lock."""
+        if self._stopping.is_set() or self.listening():
+            return
+        if self._thread is not None:
+            # It ended for want of subscribers, unsubscribed and forgotten.
+            self._thread.join(STOP_TIMEOUT_S)
+        self._retired = False
+        # Started lazily, in the process that serves: a thread does not survive a fork.
+        self.hub_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._thread = threading.Thread(target=self._run, name="channel-hub", daemon=True)
+        self._thread.start()
+
+    def listening(self) -> bool:
+        """Whether the thread runs (it ends a grace after the last subscriber)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._retired
 
     def request_stop(self) -> None:
         """End every stream with a reconnect hint; never blocks, so a signal handler may call it."""
@@ -169,10 +190,10 @@ class Hub:
         self.request_stop()
         with self._lock:
             thread = self._thread
-        if thread is None:
-            self._close_client()  # the thread, had it run, would close it
-        elif thread is not threading.current_thread():
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
+        if thread is None or self._retired:
+            self._close_client()  # a thread that ran to the stop has closed it
 
     # -- the hub thread --
 
@@ -181,8 +202,30 @@ class Hub:
         for attempt in Reconnecting(self._stopping, "channel hub", survive=(Exception,)):
             with attempt:
                 self._listen()
+            if self._idle():
+                # Nobody listens here: there are no subscriber counts to report.
+                self._forget_beat(self.client)
+                if self._retire_if_idle():
+                    return
         self._forget_beat(self.client)
         self._close_client()
+
+    def _has_subscribers(self) -> bool:
+        return bool(self._by_channel or self._by_pattern)
+
+    def _idle(self) -> bool:
+        """No subscriber for the idle grace."""
+        return (
+            not self._has_subscribers() and time.monotonic() - self._idle_since >= self.idle_grace_s
+        )
+
+    def _retire_if_idle(self) -> bool:
+        """End the thread, unless a subscriber came meanwhile (it subscribes again then)."""
+        with self._lock:
+            if self._stopping.is_set() or not self._idle():
+                return False
+            self._retired = True
+            return True
 
     def _close_client(self) -> None:
         self.client.close()
@@ -194,7 +237,7 @@ class Hub:
         try:
             pubsub.psubscribe(keys.CHANNEL_PUBSUB_PREFIX + "*")
             last_beat = last_primary_check = 0.0
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and not self._idle():
                 message = pubsub.get_message(timeout=POLL_INTERVAL_S)
                 if message is not None:
                     self._handle(message)
@@ -246,7 +289,7 @@ class Hub:
         try:
             client.delete(keys.hub_subscribers(self.hub_id))
             client.zrem(keys.HUB_INDEX, self.hub_id)
-        except LOST_REDIS:
+        except (redis.RedisError, OSError):
             logger.info("could not remove this hub's subscriber counts; they expire")
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from flask import Flask
 
+from webapp.client_buffer import READER_IDLE_GRACE_S
 from webapp.services import services_of
 from webapp.tasks import api, feed
 
 
 def init_app(app: Flask) -> None:
-    """Make the task feed (it starts with its first stream), stop it with the services."""
-    task_feed = feed.TaskFeed(app.config["REDIS_URL"])
+    """Make the task feed (it reads while streams are open), stop it with the services."""
+    idle_grace_s = float(app.config.setdefault("SSE_READER_IDLE_S", READER_IDLE_GRACE_S))
+    task_feed = feed.TaskFeed(app.config["REDIS_URL"], idle_grace_s=idle_grace_s)
     app.extensions[feed.EXTENSION_KEY] = task_feed
     services_of(app).on_close.append(task_feed.stop)
     app.register_blueprint(api.bp)

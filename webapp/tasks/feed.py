@@ -6,6 +6,11 @@ A stream that resumes (Last-Event-ID) subscribes first, then reads what it misse
 from Redis, then takes the fan-out from where that read ended, skipping what it
 has sent: nothing falls between the two. A stream whose buffer fills (a slow
 client) is ended with a reconnect hint; its client resumes from Redis.
+
+The reader runs only while someone listens: once the last stream has been gone
+for the idle grace, it ends and closes its connection, and the next stream starts
+it again, positioned at the stream's end as the first one was. A stream that
+resumes across that pause reads what it missed from Redis, as any resume does.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +29,7 @@ from tasks import connections, keys
 from tasks.channels.reconnect import Reconnecting
 from tasks.text import as_text
 from webapp import sse
-from webapp.client_buffer import ClientBuffer
+from webapp.client_buffer import READER_IDLE_GRACE_S, ClientBuffer
 from webapp.errors import UNREACHABLE, BadRequest, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -82,8 +88,15 @@ def _newer(event_id: str, than: str) -> bool:
 
 
 class TaskFeed:
-    def __init__(self, redis_url: str, *, buffer_events: int = BUFFER_EVENTS) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        buffer_events: int = BUFFER_EVENTS,
+        idle_grace_s: float = READER_IDLE_GRACE_S,
+    ) -> None:
         self.buffer_events = buffer_events
+        self.idle_grace_s = idle_grace_s
         # Its own small pool: the blocking read outlasts the web client's timeout.
         self.client = connections.make_blocking_client(
             redis_url,
@@ -99,24 +112,32 @@ class TaskFeed:
         self._positioned = threading.Event()
         self._last_id: str | None = None
         self._thread: threading.Thread | None = None
+        # The reader ended for want of subscribers (its thread only returns).
+        self._retired = False
+        self._idle_since = time.monotonic()
 
     # -- streams (any thread) --
 
     def subscribe(self) -> Subscription:
         """A new subscriber, once the reader knows where the stream ends (else 503)."""
-        self._ensure_started()
-        if not self._positioned.wait(POSITION_WAIT_S):
-            raise ServiceUnavailable("the task event stream cannot be read; try again shortly")
         subscription = Subscription(self.buffer_events)
         with self._lock:
+            # Counted before the reader is started: an idle reader cannot end under it.
             self._subscribers = (*self._subscribers, subscription)
+            self._ensure_started()
         if self._stopping.is_set():
             subscription.offer(STOP)
+            return subscription
+        if not self._positioned.wait(POSITION_WAIT_S):
+            self.unsubscribe(subscription)
+            raise ServiceUnavailable("the task event stream cannot be read; try again shortly")
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
             self._subscribers = tuple(s for s in self._subscribers if s is not subscription)
+            if not self._subscribers:
+                self._idle_since = time.monotonic()
 
     def subscriptions(self) -> tuple[Subscription, ...]:
         return self._subscribers
@@ -124,12 +145,21 @@ class TaskFeed:
     # -- lifecycle --
 
     def _ensure_started(self) -> None:
-        with self._lock:
-            if self._stopping.is_set() or (self._thread is not None and self._thread.is_alive()):
-                return
-            # Started lazily, in the process that serves: a thread does not survive a fork.
-            self._thread = threading.Thread(target=self._run, name="task-feed", daemon=True)
-            self._thread.start()
+        """Start the reader unless it is reading; the caller holds the lock."""
+        if self._stopping.is_set() or self.reading():
+            return
+        if self._thread is not None:
+            # It ended for want of subscribers and has closed its connection.
+            self._thread.join(STOP_TIMEOUT_S)
+        self._retired = False
+        # Started lazily, in the process that serves: a thread does not survive a fork.
+        self._thread = threading.Thread(target=self._run, name="task-feed", daemon=True)
+        self._thread.start()
+
+    def reading(self) -> bool:
+        """Whether the reader thread runs (it ends a grace after its last subscriber)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._retired
 
     def request_stop(self) -> None:
         """End every stream with a reconnect hint; never blocks, so a signal handler may call it."""
@@ -154,13 +184,32 @@ class TaskFeed:
         for attempt in Reconnecting(self._stopping, "task feed", survive=(Exception,)):
             with attempt:
                 self._listen()
+            if self._idle():
+                # Nobody listens: give the connection back to Redis until someone does.
+                self.client.connection_pool.disconnect()
+                if self._retire_if_idle():
+                    return
+
+    def _idle(self) -> bool:
+        """No subscriber for the idle grace."""
+        return not self._subscribers and time.monotonic() - self._idle_since >= self.idle_grace_s
+
+    def _retire_if_idle(self) -> bool:
+        """End the reader, unless a subscriber came meanwhile; the next one positions anew."""
+        with self._lock:
+            if self._stopping.is_set() or not self._idle():
+                return False
+            self._retired = True
+            self._last_id = None
+            self._positioned.clear()
+            return True
 
     def _listen(self) -> None:
         if self._last_id is None:
             newest = self.client.xrevrange(keys.TASK_EVENTS, count=1)
             self._last_id = as_text(newest[0][0]) if newest else "0-0"
             self._positioned.set()
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self._idle():
             reply: Any = self.client.xread(
                 {keys.TASK_EVENTS: self._last_id}, count=READ_COUNT, block=BLOCK_MS
             )
