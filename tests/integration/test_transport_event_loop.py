@@ -1,0 +1,171 @@
+"""taskrelay's broker transport on a real kombu event loop and a real Redis: each socket
+enters the poller once, not once per turn, and the socket that replaces a dropped one
+is read again."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+from kombu.asynchronous import Hub
+from kombu.utils.compat import fileno
+
+TRANSPORT = "tasks.celery_ext.transport:Transport"
+# A database of its own, emptied before and after.
+BROKER_DB = 10
+WAIT_S = 10.0
+# Rounds of one task message and one broadcast each, in the steady phases.
+ROUNDS = 40
+
+
+@pytest.fixture
+def broker_url(redis_url: str) -> Iterator[str]:
+    url = f"{redis_url.rsplit('/', 1)[0]}/{BROKER_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def broker_redis(broker_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(broker_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@contextmanager
+def connected(url: str) -> Iterator[Connection]:
+    with Connection(url, transport=TRANSPORT) as connection:
+        connection.connect()
+        yield connection
+
+
+class CountedRegistrations:
+    """The loop's real poller, with its registrations counted by fd."""
+
+    def __init__(self, poller: Any) -> None:
+        self.by_fd: Counter[int] = Counter()
+        self._register = poller.register
+        poller.register = self._register_counted
+
+    def _register_counted(self, fd: Any, events: int) -> Any:
+        self.by_fd[fileno(fd)] += 1
+        return self._register(fd, events)
+
+    def of(self, fds: set[int]) -> dict[int, int]:
+        return {fd: self.by_fd[fd] for fd in fds}
+
+
+class Turns:
+    """A hub's loop, turned one step at a time. A turn that raises a connection
+    error ends the loop, as in Celery; the next one starts a new loop on the same
+    hub and transport, whose poller reconnects."""
+
+    def __init__(self, hub: Hub, connection: Connection) -> None:
+        self.hub = hub
+        self.connection_errors = connection.connection_errors
+        self.loop = hub.create_loop()
+        self.count = 0
+        self.dropped = 0
+
+    def until(self, done: Callable[[], object], what: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not done():
+            assert time.monotonic() < deadline, f"the event loop never got to: {what}"
+            self.count += 1
+            try:
+                next(self.loop)
+            except self.connection_errors:
+                self.dropped += 1
+                self.loop = self.hub.create_loop()
+
+
+def client_entry(broker_redis: redis.Redis, sock: Any) -> dict[str, Any] | None:
+    """Redis's CLIENT LIST entry for one of this process's sockets."""
+    if sock is None:
+        return None
+    host, port = sock.getsockname()[:2]
+    return next((e for e in broker_redis.client_list() if e["addr"] == f"{host}:{port}"), None)
+
+
+def subscribed(broker_redis: redis.Redis, channel: Any) -> bool:
+    connection = channel.subclient.connection  # None until the first subscription
+    entry = client_entry(broker_redis, connection and connection._sock)
+    return entry is not None and int(entry["psub"]) > 0
+
+
+def test_each_socket_enters_the_poller_once_and_a_replacement_is_read_again(
+    broker_url: str, broker_redis: redis.Redis
+) -> None:
+    work = Queue("t-loop-work", Exchange("t-loop-work", "direct"), routing_key="t-loop-work")
+    broadcast = Queue("t-loop-broadcast", Exchange("t-loop-fanout", "fanout"))
+    received: list[str] = []
+    hub = Hub()
+    registrations = CountedRegistrations(hub.poller)
+    try:
+        with connected(broker_url) as consumer_side, connected(broker_url) as producer_side:
+            consumer_side.transport.register_with_event_loop(consumer_side.connection, hub)
+            cycle = consumer_side.transport.cycle
+            channel = consumer_side.default_channel
+            producer = Producer(producer_side.default_channel, serializer="json")
+            callbacks = [lambda body, message: (received.append(body["n"]), message.ack())]
+            turns = Turns(hub, consumer_side)
+
+            def one_round(number: int) -> None:
+                """One task message and one broadcast, each taken through the loop."""
+                producer.publish(
+                    {"n": f"work-{number}"},
+                    exchange=work.exchange,
+                    routing_key=work.routing_key,
+                    declare=[work],
+                )
+                producer.publish(
+                    {"n": f"broadcast-{number}"},
+                    exchange=broadcast.exchange,
+                    declare=[broadcast.exchange],
+                )
+                wanted = {f"work-{number}", f"broadcast-{number}"}
+                turns.until(lambda: wanted <= set(received), f"round {number}'s messages")
+
+            with Consumer(channel, queues=[work, broadcast], callbacks=callbacks, accept=["json"]):
+                turns.until(lambda: subscribed(broker_redis, channel), "the broadcast subscription")
+                one_round(0)
+                fds = set(cycle.fds)
+                assert len(fds) == 2  # the fetch connection and the subscription
+                settled = registrations.of(fds)
+                turns_before = turns.count
+                for number in range(1, ROUNDS):
+                    one_round(number)
+                assert turns.count - turns_before >= ROUNDS
+                # A steady loop asks nothing of the poller; kombu's own tick registers
+                # every socket again on every turn.
+                assert registrations.of(fds) == settled
+                assert max(settled.values()) <= 2
+
+                # The server drops both connections: the next turns reconnect, often
+                # to the same fd numbers, which the loop must read again.
+                for sock in (channel.client.connection._sock, channel.subclient.connection._sock):
+                    host, port = sock.getsockname()[:2]
+                    broker_redis.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+                turns.until(lambda: turns.dropped, "the dropped connection")
+                turns.until(lambda: subscribed(broker_redis, channel), "the new subscription")
+                one_round(ROUNDS)
+                new_fds = set(cycle.fds)
+                assert len(new_fds) == 2
+                assert all(registrations.by_fd[fd] > settled.get(fd, 0) for fd in new_fds)
+
+                resettled = registrations.of(new_fds)
+                for number in range(ROUNDS + 1, 2 * ROUNDS):
+                    one_round(number)
+                assert registrations.of(new_fds) == resettled
+    finally:
+        hub.close()
+    assert len(received) == 2 * 2 * ROUNDS
