@@ -17,6 +17,7 @@ import redis
 
 from tasks import defaults, keys, metrics, task_index
 from tasks.celery_ext.result_backend import GUARDED_SET
+from tasks.scripts import Script
 from tasks.text import as_text
 
 QUEUED = "QUEUED"
@@ -32,6 +33,8 @@ TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 # Celery's PENDING means "nothing known"; with a record it means accepted, not
 # started. Every other Celery state keeps its name.
 _FROM_CELERY = {"PENDING": QUEUED, "RECEIVED": QUEUED}
+
+_GUARDED_SET = Script(GUARDED_SET)
 
 
 def utc_now_iso() -> str:
@@ -120,10 +123,9 @@ def mark_started(
         pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
         pipe.zscore(keys.REVOKED, task_id)
         if started_meta is not None:
-            # EVAL, not EVALSHA: a pipeline cannot reload a script Redis forgot.
             then = [json.dumps(step) for step in index_step]
-            pipe.eval(
-                GUARDED_SET, 1, started_meta.key, started_meta.encoded, started_meta.ttl_s, *then
+            _GUARDED_SET.queue(
+                pipe, 1, started_meta.key, started_meta.encoded, started_meta.ttl_s, *then
             )
         else:
             for step in index_step:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks import defaults, keys, metrics
+from tasks.scripts import Script
 from tasks.text import as_text
 
 SUBMITTED_STEP = "taskrelay:task-submitted"
@@ -49,8 +50,8 @@ def _lua_string(text: str) -> str:
 _BOUNDS = ", ".join(repr(b) for b in metrics.RUNTIME_BUCKETS_S)
 _BOUND_NAMES = ", ".join(_lua_string(str(b)) for b in metrics.RUNTIME_BUCKETS_S)
 
-# Defines STEPS, a table from step name to function, for a script to call. Sent
-# with every EVAL of the start record, so it is kept short (see _compact).
+# Defines STEPS, a table from step name to function, for a script to call. Kept
+# short (see _compact): Redis hashes it whenever it is sent whole.
 _LUA_STEPS = f"""
 local TTL = {defaults.TASK_RECORD_TTL_S}
 local TRIM_SAMPLE = {_lua_string(TRIM_SAMPLE)}
@@ -162,6 +163,7 @@ def _compact(lua: str) -> str:
 LUA_STEPS = _compact(_LUA_STEPS)
 # One step on its own, for a pipeline: ARGV[1] is the step, the rest its arguments.
 STEP_SCRIPT = LUA_STEPS + "\nSTEPS[ARGV[1]](unpack(ARGV, 2))\nreturn 1\n"
+STEP = Script(STEP_SCRIPT)
 
 
 # -- writing (the steps' arguments) --
@@ -201,8 +203,8 @@ def moved_command(
 
 
 def queue_step(pipe: Any, command: Command) -> None:
-    """Run one step on a pipeline (or a MULTI/EXEC); EVAL, as a pipeline cannot reload it."""
-    pipe.eval(STEP_SCRIPT, 0, *command)
+    """Run one step on a pipeline (or a MULTI/EXEC), by digest (tasks/scripts.py)."""
+    STEP.queue(pipe, 0, *command)
 
 
 def _entry_and_event(

@@ -9,6 +9,17 @@ lends it to the caller through ``transaction()``, so the web queues a task's rec
 on the same MULTI/EXEC as its message: a web process that dies in between leaves
 neither, and accepting a task is one round trip. The message itself is still built
 by Celery and serialized by kombu; only where its commands run changes.
+
+One part of such a MULTI/EXEC can fail alone: a Lua step that Redis answers
+NOSCRIPT (it forgot its scripts: a restart, SCRIPT FLUSH, a failover), as Redis
+answers that inside EXEC and commits the rest. The pipeline then runs that step
+whole right after, before the batch ends (tasks/scripts.py), so the caller still
+gets every reply. The record and the message hold no script call; they commit
+together or not at all as before. The step only writes the task index, which the
+record does not depend on: had the process died between the two round trips, the
+task would be accepted, sent and readable by id, only missing from the lists. A
+Redis that cannot be reached for the second one fails the batch, as a lost reply
+to EXEC does: the caller learns that delivery is uncertain.
 """
 
 from __future__ import annotations
