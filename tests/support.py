@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import redis
+from kombu import Connection
 
 from taskrelay import roles, waiting
 from taskrelay.embedded_redis import find_server_binary, wheel_server_binary
@@ -125,3 +128,24 @@ def start_web(
 
     wait_until(healthy, timeout_s=60, what="gunicorn to answer /healthz")
     return child, base_url
+
+
+@contextmanager
+def emptied_database(redis_url: str, db: int) -> Iterator[str]:
+    """The URL of database ``db`` on the test Redis, emptied before and after."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@contextmanager
+def kombu_connection(url: str, transport: str, **options: Any) -> Iterator[Connection]:
+    """A connected kombu connection on ``transport`` (a "module:Class" path)."""
+    with Connection(url, transport=transport, transport_options=options) as connection:
+        connection.connect()
+        yield connection

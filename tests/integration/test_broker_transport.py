@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from tasks.celery_ext import fetch
 from tasks.celery_ext.kombu_internals import KombuInternalsChanged, held_delivery_tags
 from tasks.celery_ext.leases import renew
 from tasks.celery_ext.transport import MAX_WAIT_S, UNACKED_MUTEX_EXPIRE_S
+from tests.support import emptied_database, kombu_connection
 
 TRANSPORT = "tasks.celery_ext.transport:Transport"
 # A database of its own: these tests read and restore the whole unacked hash.
@@ -34,12 +35,8 @@ WAIT_S = 10.0
 
 @pytest.fixture
 def broker_url(redis_url: str) -> Iterator[str]:
-    url = f"{redis_url.rsplit('/', 1)[0]}/{BROKER_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with emptied_database(redis_url, BROKER_DB) as url:
+        yield url
 
 
 @pytest.fixture
@@ -49,11 +46,8 @@ def broker_redis(broker_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-@contextmanager
-def connected(url: str, transport: str = TRANSPORT, **options: Any) -> Iterator[Connection]:
-    with Connection(url, transport=transport, transport_options=options) as connection:
-        connection.connect()
-        yield connection
+def connected(url: str, transport: str = TRANSPORT, **options: Any) -> Any:
+    return kombu_connection(url, transport, **options)
 
 
 def a_queue(name: str, **options: Any) -> Queue:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,6 +14,8 @@ import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.asynchronous import Hub
 from kombu.utils.compat import fileno
+
+from tests.support import emptied_database, kombu_connection
 
 TRANSPORT = "tasks.celery_ext.transport:Transport"
 # A database of its own, emptied before and after.
@@ -26,12 +27,8 @@ ROUNDS = 40
 
 @pytest.fixture
 def broker_url(redis_url: str) -> Iterator[str]:
-    url = f"{redis_url.rsplit('/', 1)[0]}/{BROKER_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with emptied_database(redis_url, BROKER_DB) as url:
+        yield url
 
 
 @pytest.fixture
@@ -41,11 +38,8 @@ def broker_redis(broker_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-@contextmanager
-def connected(url: str) -> Iterator[Connection]:
-    with Connection(url, transport=TRANSPORT) as connection:
-        connection.connect()
-        yield connection
+def connected(url: str) -> Any:
+    return kombu_connection(url, TRANSPORT)
 
 
 class CountedRegistrations:
