@@ -23,7 +23,7 @@ from tasks.celery_ext import fetch
 from tasks.celery_ext.kombu_internals import KombuInternalsChanged, held_delivery_tags
 from tasks.celery_ext.leases import renew
 from tasks.celery_ext.transport import MAX_WAIT_S, UNACKED_MUTEX_EXPIRE_S
-from tests.support import emptied_database, kombu_connection
+from tests.support import kombu_connection
 
 TRANSPORT = "tasks.celery_ext.transport:Transport"
 # A database of its own: these tests read and restore the whole unacked hash.
@@ -31,19 +31,6 @@ BROKER_DB = 9
 SEP = "\x06\x16"
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
 WAIT_S = 10.0
-
-
-@pytest.fixture
-def broker_url(redis_url: str) -> Iterator[str]:
-    with emptied_database(redis_url, BROKER_DB) as url:
-        yield url
-
-
-@pytest.fixture
-def broker_redis(broker_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(broker_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def connected(url: str, transport: str = TRANSPORT, **options: Any) -> Any:

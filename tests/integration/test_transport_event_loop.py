@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.asynchronous import Hub
 from kombu.utils.compat import fileno
 
-from tests.support import emptied_database, kombu_connection
+from tests.support import kombu_connection
 
 TRANSPORT = "tasks.celery_ext.transport:Transport"
 # A database of its own, emptied before and after.
@@ -23,19 +22,6 @@ BROKER_DB = 10
 WAIT_S = 10.0
 # Rounds of one task message and one broadcast each, in the steady phases.
 ROUNDS = 40
-
-
-@pytest.fixture
-def broker_url(redis_url: str) -> Iterator[str]:
-    with emptied_database(redis_url, BROKER_DB) as url:
-        yield url
-
-
-@pytest.fixture
-def broker_redis(broker_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(broker_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def connected(url: str) -> Any:
