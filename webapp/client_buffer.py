@@ -3,7 +3,7 @@
 The reader never waits on a client: it offers each item to every stream's buffer,
 and a stream whose buffer is full is cut off instead (it ends, and its client
 resumes with Last-Event-ID). The channel hub and the task feed both hand items on
-this way, and both stop reading a while after their last stream has gone.
+this way (and stop reading a while after their last stream has gone: idle_reader.py).
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-
-# A reader with no stream left stops after this many seconds, and the next stream
-# starts it again: long enough that a page reload finds it still reading
-# (setting SSE_READER_IDLE_S).
-READER_IDLE_GRACE_S = 30.0
 
 
 @dataclass(eq=False)

@@ -7,7 +7,7 @@ from flask import Flask
 from webapp.channels import api
 from webapp.channels.hub import DEFAULT_BUFFER_MESSAGES, Hub
 from webapp.channels.metrics import METRICS
-from webapp.client_buffer import READER_IDLE_GRACE_S
+from webapp.idle_reader import READER_IDLE_GRACE_S
 from webapp.services import services_of
 
 

@@ -30,7 +30,8 @@ from tasks import channels, connections, keys
 from tasks.channels import Delivery, Pattern
 from tasks.channels.reconnect import POLL_INTERVAL_S, Reconnecting
 from webapp.channels.metrics import ChannelMetrics
-from webapp.client_buffer import READER_IDLE_GRACE_S, ClientBuffer
+from webapp.client_buffer import ClientBuffer
+from webapp.idle_reader import READER_IDLE_GRACE_S, IdleReader
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +102,11 @@ class Hub:
         self.redis_url = redis_url
         self.metrics = metrics
         self.buffer_messages = buffer_messages
-        self.idle_grace_s = idle_grace_s
         self._lock = threading.Lock()
         self._by_channel: dict[str, tuple[Subscription, ...]] = {}
         self._by_pattern: tuple[Subscription, ...] = ()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        # The thread ended for want of subscribers (it only returns).
-        self._retired = False
-        self._idle_since = time.monotonic()
+        self._reader = IdleReader("channel-hub", self._run, idle_grace_s)
         self.client = _make_client(redis_url, pool_connections, pool_wait_s)
         self._counts_changed = True
         self.hub_id = ""
@@ -146,7 +143,7 @@ class Hub:
                     self._by_channel.pop(name, None)
             self._counts_changed = True
             if not self._has_subscribers():
-                self._idle_since = time.monotonic()
+                self._reader.left_alone()
         self.metrics.subscribed(selector.label, -1)
 
     def subscriber_counts(self) -> dict[str, int]:
@@ -163,19 +160,13 @@ class Hub:
         """Start the thread unless it is listening; the caller holds the lock."""
         if self._stopping.is_set() or self.listening():
             return
-        if self._thread is not None:
-            # It ended for want of subscribers, unsubscribed and forgotten.
-            self._thread.join(STOP_TIMEOUT_S)
-        self._retired = False
-        # Started lazily, in the process that serves: a thread does not survive a fork.
+        # A new presence each time: a retired thread has forgotten its own.
         self.hub_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._thread = threading.Thread(target=self._run, name="channel-hub", daemon=True)
-        self._thread.start()
+        self._reader.start()
 
     def listening(self) -> bool:
         """Whether the thread runs (it ends a grace after the last subscriber)."""
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._retired
+        return self._reader.running()
 
     def request_stop(self) -> None:
         """End every stream with a reconnect hint; never blocks, so a signal handler may call it."""
@@ -188,11 +179,8 @@ class Hub:
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """End every stream, then stop and join the thread."""
         self.request_stop()
-        with self._lock:
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout_s)
-        if thread is None or self._retired:
+        self._reader.join(timeout_s)
+        if not self._reader.started or self._reader.retired:
             self._close_client()  # a thread that ran to the stop has closed it
 
     # -- the hub thread --
@@ -214,17 +202,14 @@ class Hub:
         return bool(self._by_channel or self._by_pattern)
 
     def _idle(self) -> bool:
-        """No subscriber for the idle grace."""
-        return (
-            not self._has_subscribers() and time.monotonic() - self._idle_since >= self.idle_grace_s
-        )
+        return self._reader.idle(self._has_subscribers())
 
     def _retire_if_idle(self) -> bool:
         """End the thread, unless a subscriber came meanwhile (it subscribes again then)."""
         with self._lock:
             if self._stopping.is_set() or not self._idle():
                 return False
-            self._retired = True
+            self._reader.retire()
             return True
 
     def _close_client(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.client_buffer import READER_IDLE_GRACE_S
+from webapp.idle_reader import READER_IDLE_GRACE_S
 from webapp.services import services_of
 from webapp.tasks import api, feed
 

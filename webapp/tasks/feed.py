@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,9 @@ from tasks import connections, keys
 from tasks.channels.reconnect import Reconnecting
 from tasks.text import as_text
 from webapp import sse
-from webapp.client_buffer import READER_IDLE_GRACE_S, ClientBuffer
+from webapp.client_buffer import ClientBuffer
 from webapp.errors import UNREACHABLE, BadRequest, ServiceUnavailable
+from webapp.idle_reader import READER_IDLE_GRACE_S, IdleReader
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,6 @@ class TaskFeed:
         idle_grace_s: float = READER_IDLE_GRACE_S,
     ) -> None:
         self.buffer_events = buffer_events
-        self.idle_grace_s = idle_grace_s
         # Its own small pool: the blocking read outlasts the web client's timeout.
         self.client = connections.make_blocking_client(
             redis_url,
@@ -111,10 +110,7 @@ class TaskFeed:
         self._stopping = threading.Event()
         self._positioned = threading.Event()
         self._last_id: str | None = None
-        self._thread: threading.Thread | None = None
-        # The reader ended for want of subscribers (its thread only returns).
-        self._retired = False
-        self._idle_since = time.monotonic()
+        self._reader = IdleReader("task-feed", self._run, idle_grace_s)
 
     # -- streams (any thread) --
 
@@ -137,7 +133,7 @@ class TaskFeed:
         with self._lock:
             self._subscribers = tuple(s for s in self._subscribers if s is not subscription)
             if not self._subscribers:
-                self._idle_since = time.monotonic()
+                self._reader.left_alone()
 
     def subscriptions(self) -> tuple[Subscription, ...]:
         return self._subscribers
@@ -146,20 +142,12 @@ class TaskFeed:
 
     def _ensure_started(self) -> None:
         """Start the reader unless it is reading; the caller holds the lock."""
-        if self._stopping.is_set() or self.reading():
-            return
-        if self._thread is not None:
-            # It ended for want of subscribers and has closed its connection.
-            self._thread.join(STOP_TIMEOUT_S)
-        self._retired = False
-        # Started lazily, in the process that serves: a thread does not survive a fork.
-        self._thread = threading.Thread(target=self._run, name="task-feed", daemon=True)
-        self._thread.start()
+        if not self._stopping.is_set():
+            self._reader.start()
 
     def reading(self) -> bool:
         """Whether the reader thread runs (it ends a grace after its last subscriber)."""
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._retired
+        return self._reader.running()
 
     def request_stop(self) -> None:
         """End every stream with a reconnect hint; never blocks, so a signal handler may call it."""
@@ -170,10 +158,7 @@ class TaskFeed:
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """End every stream with a reconnect hint, then stop and join the reader."""
         self.request_stop()
-        with self._lock:
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout_s)
+        self._reader.join(timeout_s)
         self.client.close()
         self.client.connection_pool.disconnect()
 
@@ -191,15 +176,14 @@ class TaskFeed:
                     return
 
     def _idle(self) -> bool:
-        """No subscriber for the idle grace."""
-        return not self._subscribers and time.monotonic() - self._idle_since >= self.idle_grace_s
+        return self._reader.idle(bool(self._subscribers))
 
     def _retire_if_idle(self) -> bool:
         """End the reader, unless a subscriber came meanwhile; the next one positions anew."""
         with self._lock:
             if self._stopping.is_set() or not self._idle():
                 return False
-            self._retired = True
+            self._reader.retire()
             self._last_id = None
             self._positioned.clear()
             return True
