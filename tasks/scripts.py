@@ -30,7 +30,6 @@ class Script:
     """A Lua script, with the digest that Redis knows it by once it ran it."""
 
     def __init__(self, source: str) -> None:
-        self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
         _SOURCES[self.sha] = source
 
