@@ -13,7 +13,15 @@ from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
-from tests.support import SERVER_ENV, free_port, server_binary, start_web, start_worker, stop
+from tests.support import (
+    SERVER_ENV,
+    decoded_client,
+    running_redis,
+    server_binary,
+    start_web,
+    start_worker,
+    stop,
+)
 from webapp import create_app
 from webapp.services import services
 
@@ -36,12 +44,8 @@ def redis_binary() -> str:
 def redis_server(
     tmp_path_factory: pytest.TempPathFactory, redis_binary: str
 ) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=tmp_path_factory.mktemp("redis"), binary=redis_binary
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("redis"), binary=redis_binary) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +55,8 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    client.close()
+    with decoded_client(redis_url) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import redis
 from kombu import Connection
 
 from taskrelay import roles, waiting
-from taskrelay.embedded_redis import find_server_binary, wheel_server_binary
+from taskrelay.embedded_redis import EmbeddedRedis, find_server_binary, wheel_server_binary
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
 from tasks.celery_ext.liveness import live_consumers
@@ -128,6 +128,43 @@ def start_web(
 
     wait_until(healthy, timeout_s=60, what="gunicorn to answer /healthz")
     return child, base_url
+
+
+@contextmanager
+def running_redis(
+    data_dir: Path,
+    *,
+    durable: bool = True,
+    binary: str | None = None,
+    maxmemory: str | None = None,
+) -> Iterator[EmbeddedRedis]:
+    """A test's own EmbeddedRedis on a free port, stopped when the block ends.
+
+    binary None runs the server the embedded Redis picks by default.
+    """
+    server = EmbeddedRedis(
+        port=free_port(),
+        data_dir=data_dir,
+        durable=durable,
+        binary=binary or find_server_binary(),
+        maxmemory=maxmemory,
+    )
+    try:
+        # Inside the try: a start that fails half way leaves no server behind.
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def decoded_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A redis-py client that answers str, closed when the block ends."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 import tests.faults.fault_tasks  # noqa: F401  (registers the fault tasks for HTTP)
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
-from tests.support import free_port, start_worker, stop
+from tests.support import decoded_client, running_redis, start_worker, stop
 from webapp import create_app
 
 # Short enough that a dead worker's tasks come back within seconds in tests.
@@ -22,10 +22,8 @@ FAULT_VISIBILITY_TIMEOUT_S = 6
 
 @pytest.fixture
 def fault_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(port=free_port(), data_dir=tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture
@@ -37,9 +35,8 @@ def fault_client(fault_redis: EmbeddedRedis) -> Iterator[FlaskClient]:
 
 @pytest.fixture
 def fault_redis_client(fault_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(fault_redis.url, decode_responses=True)
-    yield client
-    client.close()
+    with decoded_client(fault_redis.url) as client:
+        yield client
 
 
 @pytest.fixture

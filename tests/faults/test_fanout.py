@@ -22,7 +22,7 @@ from taskrelay.embedded_redis import EmbeddedRedis
 from tasks import keys
 from tests.e2e.fanout_support import TerminalSubscriber, fresh_channel, publish
 from tests.sse_reader import SseReader, http_lines
-from tests.support import free_port, start_web, start_worker, stop, wait_until
+from tests.support import decoded_client, running_redis, start_web, start_worker, stop, wait_until
 from webapp.channels.metrics import subscriber_counts
 
 # Short enough that a killed relay worker's messages come back within seconds.
@@ -32,17 +32,14 @@ FAULT_SWEEP_AFTER_S = "10"
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(port=free_port(), data_dir=tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture
 def own_redis_client(own_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
-    yield client
-    client.close()
+    with decoded_client(own_redis.url) as client:
+        yield client
 
 
 def test_redis_restarted_under_live_subscribers_loses_and_repeats_nothing(

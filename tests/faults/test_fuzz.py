@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from taskrelay.embedded_redis import EmbeddedRedis
-from tests.support import free_port
+from tests.support import running_redis
 from webapp import create_app
 
 pytestmark = pytest.mark.slow
@@ -33,14 +31,10 @@ EXAMPLES_PER_OPERATION = 40
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Its own Redis with no worker: fuzzed submissions only pile up in a queue.
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=Path(tmp_path_factory.mktemp("fuzz-redis")), durable=False
-    )
-    server.start()
-    app = create_app({"TESTING": True, "REDIS_URL": server.url})
-    yield app
-    app.extensions["taskrelay"].close()
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("fuzz-redis"), durable=False) as server:
+        app = create_app({"TESTING": True, "REDIS_URL": server.url})
+        yield app
+        app.extensions["taskrelay"].close()
 
 
 @pytest.fixture(scope="module")

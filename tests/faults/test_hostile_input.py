@@ -11,7 +11,6 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
-from taskrelay.waiting import free_port
 from tasks import deadletters, keys, records
+from tests.support import decoded_client, running_redis
 from webapp import create_app
 from webapp.headers import DATA_CONTENT_SECURITY_POLICY
 from webapp.jsonbody import MAX_JSON_DEPTH, nesting_depth_exceeds
@@ -43,12 +42,8 @@ PATH_PARAMETERS = {
 @pytest.fixture(scope="module")
 def hostile_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     # One Redis for the module (starting one takes seconds); each test flushes it.
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=Path(tmp_path_factory.mktemp("hostile-redis")), durable=False
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("hostile-redis"), durable=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +55,9 @@ def hostile_app(hostile_redis: EmbeddedRedis) -> Iterator[Flask]:
 
 @pytest.fixture
 def redis_db(hostile_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(hostile_redis.url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
+    with decoded_client(hostile_redis.url) as client:
+        client.flushall()
+        yield client
 
 
 @pytest.fixture

@@ -21,9 +21,8 @@ from flask.testing import FlaskClient
 
 from taskrelay.client import ApiError, Client
 from taskrelay.embedded_redis import EmbeddedRedis
-from taskrelay.waiting import free_port
 from tasks import keys, records
-from tests.support import start_web, stop
+from tests.support import decoded_client, running_redis, start_web, stop
 from webapp import create_app, session_cookie
 
 WRITER = "writer-token-0123456789"
@@ -52,20 +51,15 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def tokens_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     # One Redis for the module (starting one takes seconds); each test flushes it.
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=Path(tmp_path_factory.mktemp("tokens-redis")), durable=False
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("tokens-redis"), durable=False) as server:
+        yield server
 
 
 @pytest.fixture
 def redis_db(tokens_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(tokens_redis.url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
+    with decoded_client(tokens_redis.url) as client:
+        client.flushall()
+        yield client
 
 
 @pytest.fixture

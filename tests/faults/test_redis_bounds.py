@@ -25,7 +25,7 @@ from redis.retry import Retry
 
 from taskrelay import embedded_redis
 from taskrelay.embedded_redis import EmbeddedRedis
-from tests.support import REPO_ROOT, free_port, log_tail, wait_until
+from tests.support import REPO_ROOT, free_port, log_tail, running_redis, wait_until
 from webapp import create_app
 from webapp.memory_guard import CHECK_INTERVAL_S, memory_status
 
@@ -223,12 +223,8 @@ def test_taskrelay_up_runs_every_role_on_its_locked_down_redis_and_never_prints_
 @pytest.fixture
 def tiny_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     """An open Redis with a tiny maxmemory, as an external Redis given by REDIS_URL."""
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=tmp_path / "redis", durable=False, maxmemory=TINY_MAXMEMORY
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path / "redis", durable=False, maxmemory=TINY_MAXMEMORY) as server:
+        yield server
 
 
 @pytest.fixture

@@ -16,14 +16,12 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.asynchronous import Hub
 from kombu.transport.redis import Mutex
 
-from taskrelay.embedded_redis import EmbeddedRedis
-from taskrelay.waiting import free_port
 from tasks.app_factory import create_celery_app
 from tasks.celery_ext import fetch
 from tasks.celery_ext.kombu_internals import KombuInternalsChanged, held_delivery_tags
 from tasks.celery_ext.leases import renew
 from tasks.celery_ext.transport import MAX_WAIT_S, UNACKED_MUTEX_EXPIRE_S
-from tests.support import kombu_connection
+from tests.support import kombu_connection, running_redis
 
 TRANSPORT = "tasks.celery_ext.transport:Transport"
 # A database of its own: these tests read and restore the whole unacked hash.
@@ -247,26 +245,24 @@ def test_a_consumer_loads_the_fetch_script_again_after_redis_forgot_it(
 
 
 def test_a_full_redis_still_hands_out_and_acknowledges_messages(tmp_path: Path) -> None:
-    server = EmbeddedRedis(port=free_port(), data_dir=tmp_path / "full-redis")
-    server.start()
-    client = redis.Redis.from_url(server.url)
-    try:
-        queue = a_queue("t-full")
-        with connected(server.url) as connection:
-            publish(connection, queue, {"pad": "x" * 1000})
-            client.config_set("maxmemory", client.info("memory")["used_memory"] - 1000)
-            with pytest.raises(redis.OutOfMemoryError):
-                client.set("probe", "x")  # full: nothing new may be written
-            # Draining frees memory, so it goes on: the fetch, then the ack.
-            message = queue(connection.default_channel).get()
-            assert message is not None
-            assert client.hlen(UNACKED) == 1
-            message.ack()
-            assert client.hlen(UNACKED) == 0
-    finally:
-        client.config_set("maxmemory", 0)
-        client.close()
-        server.stop()
+    with running_redis(tmp_path / "full-redis") as server:
+        client = redis.Redis.from_url(server.url)
+        try:
+            queue = a_queue("t-full")
+            with connected(server.url) as connection:
+                publish(connection, queue, {"pad": "x" * 1000})
+                client.config_set("maxmemory", client.info("memory")["used_memory"] - 1000)
+                with pytest.raises(redis.OutOfMemoryError):
+                    client.set("probe", "x")  # full: nothing new may be written
+                # Draining frees memory, so it goes on: the fetch, then the ack.
+                message = queue(connection.default_channel).get()
+                assert message is not None
+                assert client.hlen(UNACKED) == 1
+                message.ack()
+                assert client.hlen(UNACKED) == 0
+        finally:
+            client.config_set("maxmemory", 0)
+            client.close()
 
 
 def test_the_restore_lock_of_a_worker_killed_mid_sweep_expires_in_seconds(

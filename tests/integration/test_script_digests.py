@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -18,7 +17,7 @@ from flask.testing import FlaskClient
 from taskrelay.embedded_redis import EmbeddedRedis
 from tasks import keys, records
 from tasks.queues import TASK_QUEUE, redis_lists
-from tests.support import free_port
+from tests.support import decoded_client, running_redis
 from webapp import create_app
 from webapp.services import services
 
@@ -29,20 +28,15 @@ SCRIPT_COMMANDS = ("eval", "evalsha")
 def script_redis(
     tmp_path_factory: pytest.TempPathFactory, redis_binary: str
 ) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=Path(tmp_path_factory.mktemp("scripts")), binary=redis_binary
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("scripts"), binary=redis_binary) as server:
+        yield server
 
 
 @pytest.fixture
 def script_client(script_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(script_redis.url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
+    with decoded_client(script_redis.url) as client:
+        client.flushall()
+        yield client
 
 
 @pytest.fixture

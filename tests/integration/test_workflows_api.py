@@ -23,7 +23,7 @@ from taskrelay.workflow_commands import workflow
 from tasks import defaults, keys
 from tasks.workflows import description
 from tests.sse_reader import flask_lines
-from tests.support import free_port, start_web, start_worker, stop, wait_until
+from tests.support import running_redis, start_web, start_worker, stop, wait_until
 from webapp import create_app
 
 # The worker loads the tasks the steps name.
@@ -33,12 +33,8 @@ WORKER_ENV = {"TASKRELAY_TASK_MODULES": "tests.workflow_tasks"}
 @pytest.fixture(scope="module")
 def wf_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     # Its own Redis: a worker that lacks these tasks never takes a step's message.
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=tmp_path_factory.mktemp("wf-redis"), durable=False
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("wf-redis"), durable=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from taskrelay.embedded_redis import EmbeddedRedis, server_version
 from taskrelay.processes import Child
-from tests.support import free_port, server_binary, start_web, start_worker, stop
+from tests.support import free_port, running_redis, server_binary, start_web, start_worker, stop
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +27,8 @@ def redis_binary() -> str:
 def redis_server(
     tmp_path_factory: pytest.TempPathFactory, redis_binary: str
 ) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(
-        port=free_port(), data_dir=tmp_path_factory.mktemp("valkey"), binary=redis_binary
-    )
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("valkey"), binary=redis_binary) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
