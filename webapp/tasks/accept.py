@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from tasks import delayed, keys, records
-from tasks.celery_ext import atomic_publish
+from tasks.celery_ext import atomic_publish, batched_send
 from webapp import durable_accept, idempotency
 from webapp.errors import UNREACHABLE, ServiceUnavailable, TooManyRequests
 from webapp.services import Services
@@ -172,18 +172,34 @@ def delay_seconds(eta: datetime | None, now: datetime) -> int | None:
 
 
 def _send(services: Services, submission: Submission, task_id: str, producer: Any = None) -> None:
+    """Send the task's message; into the open MULTI/EXEC when ``producer`` holds one."""
     queue = submission.spec.queue
-    services.celery.send_task(
-        submission.spec.celery_name,
-        kwargs=submission.call,
-        task_id=task_id,
-        queue=queue,
-        countdown=delay_seconds(submission.eta, datetime.now(UTC)),
-        priority=submission.priority,
-        retry=True,
-        producer=producer,
-        declare=_declare(services, queue),
-    )
+    name = submission.spec.celery_name
+    countdown = delay_seconds(submission.eta, datetime.now(UTC))
+    declare = _declare(services, queue)
+    if producer is not None:
+        batched_send.send_in_batch(
+            services.celery,
+            producer,
+            name,
+            task_id=task_id,
+            kwargs=submission.call,
+            queue=queue,
+            countdown=countdown,
+            priority=submission.priority,
+            declare=declare,
+        )
+    else:
+        services.celery.send_task(
+            name,
+            kwargs=submission.call,
+            task_id=task_id,
+            queue=queue,
+            countdown=countdown,
+            priority=submission.priority,
+            retry=True,
+            declare=declare,
+        )
     services.declared_queues.add(queue)
 
 
