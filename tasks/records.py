@@ -198,11 +198,6 @@ def read_one_raw(client: redis.Redis, results: redis.Redis, task_id: str) -> Raw
     return RawTask(_decode_hash(record), meta, history)
 
 
-def read_history(client: redis.Redis, task_id: str) -> list[dict[str, Any]]:
-    """A task's states, oldest first (the newest defaults.TASK_HISTORY_MAX_ENTRIES)."""
-    return parse_history(client.lrange(keys.task_history(task_id), 0, -1))
-
-
 def parse_history(raw_entries: list[Any]) -> list[dict[str, Any]]:
     """History entries as stored (JSON objects); anything else is skipped."""
     entries = []

@@ -272,7 +272,7 @@ def test_history_keeps_one_progress_entry_and_nothing_moves_a_task_out_of_succes
         for step in steps:
             task_index.queue_step(pipe, step)
         pipe.execute()
-    history = records.read_history(index_redis, task_id)
+    history = records.parse_history(records.read_one_raw(index_redis, index_redis, task_id).history)
     assert [entry["state"] for entry in history] == ["QUEUED", "STARTED", "PROGRESS", "SUCCESS"]
     assert history[2]["progress"]["current"] == 3
     counts = index_client.get("/api/tasks/counts?task=long_task").get_json()
