@@ -184,4 +184,8 @@ taskrelay_log_each_task = os.environ.get("TASKRELAY_LOG_EACH_TASK", "0") == "1"
 # Task events go out in batches a few times a second (tasks/celery_ext/event_batching.py).
 worker_consumer = "tasks.celery_ext.event_batching:Consumer"
 
+# Celery's prefork pool without the event-loop registrations of its pipes that change
+# nothing (tasks/celery_ext/pool.py). Celery takes it for `--pool prefork` as well.
+worker_pool = "tasks.celery_ext.pool:TaskPool"
+
 worker_hijack_root_logger = False

@@ -19,4 +19,7 @@
   second in batches instead of once per event-loop turn.
 - ``task_log``: keeps Celery's two INFO lines per task out of the worker's log.
 - ``steps``: adds the steps above to a worker app (``tasks.celery``).
+- ``pool``: the workers' prefork pool (``worker_pool``), Celery's without the event-loop
+  calls on its children's pipes that change nothing (a failing ``epoll_ctl`` per loop
+  turn and per result message).
 """
