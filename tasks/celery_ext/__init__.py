@@ -5,6 +5,8 @@
   killed worker cannot lose it between the two; acknowledgements go once per loop turn.
 - ``atomic_publish``: kombu's publish batch as one MULTI/EXEC, so the web writes a
   task's record in the same transaction as its message.
+- ``batched_send``: a task message into that open batch through Celery's message
+  builder and producer, without the rest of ``send_task``.
 - ``kombu_internals``: the one place that reads kombu's private state, failing loudly.
 - ``leases``: a consumer step that keeps the messages a live worker holds from being
   redelivered by kombu's visibility timeout.
