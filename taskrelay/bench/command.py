@@ -37,6 +37,7 @@ class BenchOptions:
     e2e_clients: int
     e2e_rate: float
     e2e_duration_s: float
+    e2e_rounds: int
     subscribers: int
     messages_per_s: float
     fanout_duration_s: float
@@ -56,7 +57,12 @@ class BenchOptions:
 
     def e2e_load(self) -> e2e.EndToEndLoad:
         return e2e.EndToEndLoad(
-            self.e2e_tasks, self.e2e_clients, self.e2e_rate, self.e2e_duration_s, self.processes
+            self.e2e_tasks,
+            self.e2e_clients,
+            self.e2e_rate,
+            self.e2e_duration_s,
+            self.processes,
+            self.e2e_rounds,
         )
 
     def fanout_load(self) -> fanout.FanoutLoad:
@@ -98,7 +104,10 @@ SCENARIOS = (
     ),
     Scenario(
         "end_to_end",
-        lambda o: f"end to end over HTTP, {o.e2e_tasks} tasks x 3 subjects, then {o.e2e_rate:g}/s",
+        lambda o: (
+            f"end to end over HTTP, {o.e2e_tasks} tasks x 3 subjects x {o.e2e_rounds} rounds,"
+            f" then {o.e2e_rate:g}/s"
+        ),
         lambda stack, o: e2e.run(stack, o.e2e_load()),
     ),
     Scenario(
@@ -202,6 +211,13 @@ def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
 @click.option("--e2e-clients", default=10, show_default=True, help="Concurrent end-to-end clients.")
 @click.option("--e2e-rate", default=100.0, show_default=True, help="Tasks/s, fixed-rate latency.")
 @click.option("--e2e-duration", default=5.0, show_default=True, help="Seconds at that rate.")
+@click.option(
+    "--e2e-rounds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rounds of the three end-to-end subjects (median reported).",
+)
 @click.option("--subscribers", default=100, show_default=True, help="Fan-out subscribers.")
 @click.option("--messages-per-s", default=200.0, show_default=True, help="Fan-out rate.")
 @click.option("--fanout-duration", default=5.0, show_default=True, help="Seconds of fan-out.")
@@ -247,6 +263,7 @@ def bench(output: Path, with_levers: bool, **values: Any) -> None:
         e2e_clients=values["e2e_clients"],
         e2e_rate=values["e2e_rate"],
         e2e_duration_s=values["e2e_duration"],
+        e2e_rounds=values["e2e_rounds"],
         subscribers=values["subscribers"],
         messages_per_s=values["messages_per_s"],
         fanout_duration_s=values["fanout_duration"],

@@ -18,6 +18,7 @@ Report = dict[str, Any]
 SECTIONS = {"drain", "http_submit", "end_to_end", "fanout", "chaos", "schedules", "chord"}
 CHAOS_TASKS = 300
 E2E_TASKS = 30
+E2E_ROUNDS = 2
 SCHEDULES = 20
 CHORD_STEPS = 10
 CHORD_REPEATS = 2
@@ -42,6 +43,7 @@ def bench_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
             "--e2e-clients=3",
             "--e2e-rate=20",
             "--e2e-duration=1",
+            f"--e2e-rounds={E2E_ROUNDS}",
             "--subscribers=3",
             "--messages-per-s=10",
             "--fanout-duration=1",
@@ -109,6 +111,12 @@ def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_templ
         assert row["counts"] == {"rejected": 0, "failed": 0, "unfinished": 0}, row
     assert len(section["ratios"]) == 2
     assert all(value and value > 0 for value in section["ratios"].values())
+    # Each subject's ratio is paired with the template round by round.
+    by_round = [note for note in section["notes"] if "round by round" in note]
+    assert len(by_round) == 2
+    for note in by_round:
+        ratios = note.split(": ", 1)[1].split(", ")
+        assert len(ratios) == E2E_ROUNDS and all(value.endswith("x") for value in ratios), note
 
 
 def test_the_chaos_drain_runs_on_both_transports_and_accounts_for_every_task(
