@@ -87,6 +87,14 @@ def worker(workers: WorkerFactory) -> Child:
     return workers()
 
 
+@pytest.fixture
+def markers(tmp_path: Path) -> Path:
+    """Where the fault tasks mark each start and each run."""
+    path = tmp_path / "markers"
+    path.mkdir()
+    return path
+
+
 class Probe:
     """The worker's poller calls as its probe last wrote them."""
 
@@ -113,6 +121,11 @@ class Probe:
             return children[0] if children and children[0]["pid"] != child["pid"] else None
 
         return wait_until(replaced, what=f"a child in place of {child['pid']}")
+
+
+@pytest.fixture
+def probe(probe_file: Path) -> Probe:
+    return Probe(probe_file)
 
 
 def pipes(child: dict[str, Any]) -> dict[str, int]:
@@ -162,17 +175,14 @@ def assert_quiet_pipes(client: FlaskClient, probe: Probe) -> dict[str, Any]:
 
 
 def test_the_pools_pipes_ask_the_poller_nothing_that_changes_nothing(
-    client: FlaskClient, worker: Child, probe_file: Path
+    client: FlaskClient, worker: Child, probe: Probe
 ) -> None:
-    assert_quiet_pipes(client, Probe(probe_file))
+    assert_quiet_pipes(client, probe)
 
 
 def test_a_sigkilled_pool_child_is_replaced_and_its_task_runs_again(
-    client: FlaskClient, worker: Child, probe_file: Path, tmp_path: Path
+    client: FlaskClient, worker: Child, probe: Probe, markers: Path
 ) -> None:
-    probe = Probe(probe_file)
-    markers = tmp_path / "markers"
-    markers.mkdir()
     (doomed,) = probe.fresh()["children"]
     task_id = submit(client, "record_run", marker_dir=str(markers), name="killed", seconds=2)
     wait_started(markers, "killed")
@@ -192,11 +202,8 @@ def test_a_sigkilled_pool_child_is_replaced_and_its_task_runs_again(
 
 
 def test_a_running_task_revoked_with_terminate_ends_its_child_which_is_replaced(
-    client: FlaskClient, worker: Child, probe_file: Path, tmp_path: Path
+    client: FlaskClient, worker: Child, probe: Probe, markers: Path
 ) -> None:
-    probe = Probe(probe_file)
-    markers = tmp_path / "markers"
-    markers.mkdir()
     (doomed,) = probe.fresh()["children"]
     task_id = submit(client, "record_run", marker_dir=str(markers), name="revoked", seconds=30)
     wait_started(markers, "revoked")
@@ -211,11 +218,8 @@ def test_a_running_task_revoked_with_terminate_ends_its_child_which_is_replaced(
 
 
 def test_a_task_past_its_soft_time_limit_is_stopped_by_the_pools_timer(
-    client: FlaskClient, worker: Child, probe_file: Path, tmp_path: Path
+    client: FlaskClient, worker: Child, probe: Probe, markers: Path
 ) -> None:
-    probe = Probe(probe_file)
-    markers = tmp_path / "markers"
-    markers.mkdir()
     (child,) = probe.fresh()["children"]
     # The POST sends the configured limits (minutes); a client may send its own.
     celery = client.application.extensions["taskrelay"].celery
@@ -234,10 +238,9 @@ def test_a_task_past_its_soft_time_limit_is_stopped_by_the_pools_timer(
 
 
 def test_a_child_at_its_maximum_of_tasks_is_replaced_and_the_next_one_reads_its_pipes(
-    client: FlaskClient, workers: WorkerFactory, probe_file: Path
+    client: FlaskClient, workers: WorkerFactory, probe: Probe
 ) -> None:
     workers("--max-tasks-per-child", str(TASKS_PER_CHILD))
-    probe = Probe(probe_file)
     pids = set()
     for _ in range(4 * TASKS_PER_CHILD):
         wait_for_state(client, submit_consume(client), "SUCCESS")
