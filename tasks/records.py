@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from tasks import defaults, keys, metrics, task_index
-from tasks.celery_ext.result_backend import GUARDED_SET
+from tasks.celery_ext.result_backend import GUARDED_SET_FUNCTION
 from tasks.scripts import Script
 from tasks.text import as_text
 
@@ -34,7 +34,30 @@ TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 # started. Every other Celery state keeps its name.
 _FROM_CELERY = {"PENDING": QUEUED, "RECEIVED": QUEUED}
 
-_GUARDED_SET = Script(GUARDED_SET)
+# A worker's start of a task, in one call. KEYS: 1 the record, 2 the revoked set, 3 the
+# delayed tasks' set, 4 the result key (unused without a STARTED meta). ARGV: 1 started
+# at, 2 worker, 3 the deliveries field of this attempt, 4 the record's TTL, 5 the task
+# id, 6 the STARTED meta ('' for none), 7 its TTL, 8 the index step (JSON; '' for none).
+# Returns {deliveries of this attempt, 1 if revoked else 0}.
+_START = Script(
+    task_index.LUA_STEPS
+    + GUARDED_SET_FUNCTION
+    + """
+redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[2])
+local deliveries = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local revoked = redis.call('ZSCORE', KEYS[2], ARGV[5])
+-- A started countdown/eta task no longer counts against the cap (tasks/delayed.py).
+redis.call('ZREM', KEYS[3], ARGV[5])
+-- With the STARTED meta, the index moves only if it was stored (never over SUCCESS).
+local stored = ARGV[6] == '' or guarded_set(KEYS[4], ARGV[6], ARGV[7])
+if stored and ARGV[8] ~= '' then
+    local step = cjson.decode(ARGV[8])
+    STEPS[step[1]](unpack(step, 2))
+end
+return {deliveries, revoked and 1 or 0}
+"""
+)
 
 
 def utc_now_iso() -> str:
@@ -111,29 +134,33 @@ def mark_started(
     With its public ``name``, the task also moves to STARTED in the indexes: with
     the STARTED meta, so only if that was stored (never over SUCCESS).
     """
-    record_key = keys.task_record(task_id)
     index_step = (
-        []
+        ""
         if name is None
-        else [task_index.moved_command(task_id, name, STARTED, retries=attempt, worker=worker)]
+        else json.dumps(
+            task_index.moved_command(task_id, name, STARTED, retries=attempt, worker=worker)
+        )
     )
+    meta = started_meta or StartedMeta(key="", encoded="", ttl_s=0)
     with client.pipeline(transaction=False) as pipe:
-        pipe.hset(record_key, mapping={"started_at": utc_now_iso(), "worker": worker})
-        pipe.hincrby(record_key, f"deliveries:{attempt}", 1)
-        pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
-        pipe.zscore(keys.REVOKED, task_id)
-        if started_meta is not None:
-            then = [json.dumps(step) for step in index_step]
-            _GUARDED_SET.queue(
-                pipe, 1, started_meta.key, started_meta.encoded, started_meta.ttl_s, *then
-            )
-        else:
-            for step in index_step:
-                task_index.queue_step(pipe, step)
-        # A started countdown/eta task no longer counts against the cap (tasks/delayed.py).
-        pipe.zrem(keys.DELAYED_TASKS, task_id)
-        replies = pipe.execute()
-    return Start(revoked=replies[3] is not None, deliveries=int(replies[1]))
+        _START.queue(
+            pipe,
+            4,
+            keys.task_record(task_id),
+            keys.REVOKED,
+            keys.DELAYED_TASKS,
+            meta.key or keys.task_record(task_id),
+            utc_now_iso(),
+            worker,
+            f"deliveries:{attempt}",
+            defaults.TASK_RECORD_TTL_S,
+            task_id,
+            meta.encoded,
+            meta.ttl_s,
+            index_step,
+        )
+        [(deliveries, revoked)] = pipe.execute()
+    return Start(revoked=bool(revoked), deliveries=int(deliveries))
 
 
 def finished_command(task_id: str, state: str) -> list[str]:

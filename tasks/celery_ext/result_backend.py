@@ -27,27 +27,40 @@ from celery.backends.redis import RedisBackend
 from tasks import task_index
 from tasks.text import as_text
 
+# Defines guarded_set(key, meta, ttl) for a script to call: stores the meta for ttl
+# seconds (0: forever) and publishes it, unless the key holds a SUCCESS already.
+# Returns whether it stored. Also the start record's (tasks/records.py).
+GUARDED_SET_FUNCTION = """
+local function guarded_set(key, meta, ttl)
+    local current = redis.call('GET', key)
+    if current then
+        local ok, decoded = pcall(cjson.decode, current)
+        if ok and type(decoded) == 'table' and decoded['status'] == 'SUCCESS' then
+            return false
+        end
+    end
+    ttl = tonumber(ttl)
+    if ttl > 0 then
+        redis.call('SET', key, meta, 'EX', ttl)
+    else
+        redis.call('SET', key, meta)
+    end
+    redis.call('PUBLISH', key, meta)
+    return true
+end
+"""
+
 # KEYS[1]: the result key. ARGV[1]: the encoded meta; ARGV[2]: seconds to keep it
 # (0: forever); ARGV[3...]: commands to run once it is stored, each a JSON array of
 # strings: a Redis command, or a task index step. Returns 1 if stored, 0 if a
 # SUCCESS was there already.
 GUARDED_SET = (
     task_index.LUA_STEPS
+    + GUARDED_SET_FUNCTION
     + """
-local current = redis.call('GET', KEYS[1])
-if current then
-    local ok, meta = pcall(cjson.decode, current)
-    if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then
-        return 0
-    end
+if not guarded_set(KEYS[1], ARGV[1], ARGV[2]) then
+    return 0
 end
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-    redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
-else
-    redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
 for i = 3, #ARGV do
     local command = cjson.decode(ARGV[i])
     local step = STEPS[command[1]]
