@@ -31,9 +31,10 @@ from taskrelay.embedded_redis import wheel_server_binary
 from taskrelay.processes import Child
 from tasks import keys
 from tasks.connections import make_client
+from tests.failover import evidence
 from tests.failover.cluster import SentinelGroup, wait_promoted
 from tests.failover.load import Subscriber, Writer
-from tests.support import start_web, start_worker, stop, wait_until
+from tests.support import REPO_ROOT, start_web, start_worker, stop, wait_until
 from webapp import limits
 
 # One failover run per server kind, about a minute and a half each.
@@ -65,6 +66,8 @@ MAX_LOST_WITHOUT_REPLICA_WAIT = 10
 # Writes the old primary takes in a SENTINEL FAILOVER before its clients move to
 # the new one (about PRIMARY_RECHECK_S and the promotion's second of load).
 MAX_LOST_IN_SWITCH = 100
+# A failed run leaves the servers' state and every log here (CI keeps this directory).
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
 def _redis_binary() -> str | None:
@@ -97,10 +100,13 @@ class System:
 
 
 @pytest.fixture
-def system(server_binary: str, tmp_path: Path, log_dir: Path) -> Iterator[System]:
+def system(
+    server_binary: str, tmp_path: Path, log_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[System]:
     group = SentinelGroup(server_binary, tmp_path / "servers")
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()
+    channel = f"failover{uuid.uuid4().hex[:8]}"
     env = {
         "TASKRELAY_TASK_MODULES": TASK_MODULES,
         "TASKRELAY_SSE_HEARTBEAT_S": str(HEARTBEAT_S),
@@ -122,12 +128,23 @@ def system(server_binary: str, tmp_path: Path, log_dir: Path) -> Iterator[System
             group.url, log_dir, env={**env, "TASKRELAY_SUBMIT_REPLICAS": "1"}
         )
         children.append(replicated)
+
+        def keep_evidence() -> None:
+            # Before anything stops (callbacks run last first): the servers as the
+            # failure left them, and every log, for a failure seen only in CI.
+            report = getattr(request.node, "report_call", None)
+            if report is not None and report.failed:
+                destination = ARTIFACTS / f"failover-{request.node.callspec.id}-{int(time.time())}"
+                logs = [child.log_path for child in children]
+                evidence.keep(destination, group, channel, logs)
+
+        stack.callback(keep_evidence)
         yield System(
             group=group,
             worker=worker,
             relay=relay,
             web_urls={"plain": plain_url, "replicated": replicated_url},
-            channel=f"failover{uuid.uuid4().hex[:8]}",
+            channel=channel,
             marker_dir=marker_dir,
         )
 
