@@ -85,11 +85,13 @@ class Poller(kombu_redis.MultiChannelPoller):
     """kombu's poller, which also sends each turn's acknowledgements."""
 
     def on_poll_start(self) -> None:
-        # Channels that send a fetch in this turn put their acks in it; the rest
-        # send theirs in a pipeline of their own.
+        # Channels that send a fetch in this turn put their acks in it, and so does a
+        # channel waiting for a wake-up, in the fetch that ends its wait (within
+        # MAX_WAIT_S); the rest send theirs in a pipeline of their own.
         super().on_poll_start()
         for channel in list(self._channels):
-            channel.flush_acks()
+            if not channel.waiting_for_wake_up():
+                channel.flush_acks()
 
     def on_readable(self, fileno: int) -> Any:
         found = self._fd_to_chan.get(fileno)
@@ -199,6 +201,10 @@ class Channel(kombu_redis.Channel):
 
     def fetch_in_flight(self) -> bool:
         return bool(self._in_poll) and isinstance(self._in_flight, fetch.FetchCall)
+
+    def waiting_for_wake_up(self) -> bool:
+        """Whether the event-loop connection is in a bounded wait, which a fetch follows."""
+        return bool(self._in_poll) and self._in_flight is _WAIT
 
     def _fetch_call(
         self, queues: list[str], acks: list[str], limit: int | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from tasks.celery_ext import fetch
 from tasks.celery_ext.kombu_internals import KombuInternalsChanged, held_delivery_tags
 from tasks.celery_ext.leases import renew
 from tasks.celery_ext.transport import MAX_WAIT_S, UNACKED_MUTEX_EXPIRE_S
-from tests.support import kombu_connection, running_redis
+from tests.support import kombu_connection, running_redis, wait_until
 
 TRANSPORT = "tasks.celery_ext.transport:Transport"
 # A database of its own: these tests read and restore the whole unacked hash.
@@ -285,28 +285,87 @@ def test_an_expiring_queue_gives_its_wake_key_the_same_lifetime(
     assert 0 < broker_redis.pttl(f"t-expiring{SEP}{fetch.WAKE_SUFFIX}") <= 10_000
 
 
+@contextmanager
+def consuming_on_a_loop(
+    broker_url: str, queue: Queue, received: list[Any], prefetch: int | None = None
+) -> Iterator[tuple[Any, Iterator[Any]]]:
+    """A consumer of ``queue`` on a real event loop: (its channel, the loop's turns)."""
+    hub = Hub()
+    try:
+        with connected(broker_url) as connection:
+            connection.transport.register_with_event_loop(connection.connection, hub)
+            channel = connection.default_channel
+            if prefetch is not None:
+                channel.basic_qos(0, prefetch, False)
+            with Consumer(channel, queues=[queue], callbacks=[lambda b, m: received.append(m)]):
+                yield channel, hub.create_loop()
+    finally:
+        hub.close()
+
+
 def test_an_ack_on_an_event_loop_goes_out_with_the_loops_next_turn(
     broker_url: str, broker_redis: redis.Redis
 ) -> None:
     queue = a_queue("t-loop")
     received: list[Any] = []
-    hub = Hub()
-    try:
-        with connected(broker_url) as connection:
-            publish(connection, queue, {"n": 1})
-            connection.transport.register_with_event_loop(connection.connection, hub)
-            channel = connection.default_channel
-            with Consumer(channel, queues=[queue], callbacks=[lambda b, m: received.append(m)]):
-                loop = hub.create_loop()
-                turn_until(loop, lambda: received)
-                tag = received[0].delivery_tag
-                received[0].ack()
-                assert broker_redis.hget(UNACKED, tag) is not None  # collected, not sent yet
-                next(loop)
-                assert broker_redis.hget(UNACKED, tag) is None
-                assert broker_redis.zscore(UNACKED_INDEX, tag) is None
-    finally:
-        hub.close()
+    with connected(broker_url) as producer_side:
+        publish(producer_side, queue, {"n": 1})
+        publish(producer_side, queue, {"n": 2})
+    # A window of one: holding a message, the consumer has nothing in flight.
+    with consuming_on_a_loop(broker_url, queue, received, prefetch=1) as (channel, loop):
+        turn_until(loop, lambda: received)
+        assert not channel.waiting_for_wake_up()
+        tag = received[0].delivery_tag
+        received[0].ack()
+        assert broker_redis.hget(UNACKED, tag) is not None  # collected, not sent yet
+        next(loop)
+        wait_until(lambda: broker_redis.hget(UNACKED, tag) is None, timeout_s=WAIT_S)
+        assert broker_redis.zscore(UNACKED_INDEX, tag) is None
+        turn_until(loop, lambda: len(received) == 2)
+        received[1].ack()
+
+
+def test_an_ack_made_while_waiting_for_a_wake_up_rides_the_fetch_that_ends_the_wait(
+    broker_url: str, broker_redis: redis.Redis
+) -> None:
+    queue = a_queue("t-loop-wait")
+    received: list[Any] = []
+    with connected(broker_url) as producer_side:
+        publish(producer_side, queue, {"n": 1})
+        with consuming_on_a_loop(broker_url, queue, received) as (channel, loop):
+            turn_until(loop, lambda: received)
+            turn_until(loop, channel.waiting_for_wake_up)  # the queue is empty: it waits
+            tag = received[0].delivery_tag
+            received[0].ack()
+            # What the loop's next turn starts with; the wait's reply is still unread.
+            channel.connection.cycle.on_poll_start()
+            # Held while the wait lasts: no round trip of its own.
+            assert broker_redis.hget(UNACKED, tag) is not None
+            publish(producer_side, queue, {"n": 2})
+            turn_until(loop, lambda: len(received) == 2)
+            # The wake-up's fetch took the next message and carried the ack.
+            assert broker_redis.hget(UNACKED, tag) is None
+            assert broker_redis.zscore(UNACKED_INDEX, tag) is None
+            received[1].ack()
+
+
+def test_an_ack_held_through_a_wait_that_nobody_ends_goes_out_within_the_wait_bound(
+    broker_url: str, broker_redis: redis.Redis
+) -> None:
+    queue = a_queue("t-loop-idle")
+    received: list[Any] = []
+    with connected(broker_url) as producer_side:
+        publish(producer_side, queue, {"n": 1})
+    with consuming_on_a_loop(broker_url, queue, received) as (channel, loop):
+        turn_until(loop, lambda: received)
+        turn_until(loop, channel.waiting_for_wake_up)
+        tag = received[0].delivery_tag
+        received[0].ack()
+        acked_at = time.monotonic()
+        turn_until(loop, lambda: broker_redis.hget(UNACKED, tag) is None)
+        held_s = time.monotonic() - acked_at
+    assert broker_redis.zscore(UNACKED_INDEX, tag) is None
+    assert held_s < MAX_WAIT_S + 2  # one bounded wait, plus a loaded machine's slack
 
 
 def test_a_consumer_without_acks_leaves_no_in_flight_records(
