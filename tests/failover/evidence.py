@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from tasks import keys
+from tasks.queues import RELAY_QUEUE
 from tests.failover.cluster import MASTER_NAME, SentinelGroup, Server, _probe
 
 # The INFO replication fields that say who follows whom, and how far.
@@ -34,6 +35,8 @@ REPLICATION_FIELDS = (
     "second_repl_offset",
 )
 SENTINEL_FIELDS = ("ip", "port", "flags", "config-epoch", "num-slaves", "failover-state")
+# kombu's hash of delivered, not yet acknowledged messages (every queue's).
+UNACKED_KEY = "unacked"
 
 
 def keep(
@@ -70,6 +73,7 @@ def _server_state(server: Server, channel: str) -> list[str]:
             info = client.info("replication")
             found = [f"{name}: {info.get(name)}" for name in REPLICATION_FIELDS if name in info]
             found.append(f"channel {channel}: {_stream_summary(client, channel)}")
+            found.append(f"relay: {_relay_summary(client)}")
             return found
         except redis.RedisError as error:
             return [f"unreachable: {error!r}"]
@@ -83,6 +87,18 @@ def _stream_summary(client: redis.Redis, channel: str) -> str:
     ends = f"{first[0][0]}..{last[0][0]}" if first and last else "empty"
     held = client.get(keys.channel_bytes(channel))
     return f"{length} entries, {ends}, bytes key {held}"
+
+
+def _relay_summary(client: redis.Redis) -> str:
+    """Where accepted messages wait: a dark relay leaves them queued, a relay that
+    appended elsewhere leaves them pending with an empty queue."""
+    queued = sum(
+        client.llen(name) for name in client.scan_iter(match=f"{RELAY_QUEUE}*", _type="list")
+    )
+    return (
+        f"{queued} queued, {client.hlen(UNACKED_KEY)} unacked (all queues), "
+        f"{client.hlen(keys.RELAY_PENDING)} pending records, dbsize {client.dbsize()}"
+    )
 
 
 def _sentinel_state(port: int) -> list[str]:
