@@ -303,6 +303,16 @@ def consuming_on_a_loop(
         hub.close()
 
 
+def acked_while_waiting(channel: Any, loop: Iterator[Any], received: list[Any]) -> str:
+    """Takes the one message there is, lets the consumer wait for a wake-up (its queue
+    is empty now), then acks the message; returns its delivery tag."""
+    turn_until(loop, lambda: received)
+    turn_until(loop, channel.waiting_for_wake_up)
+    received[0].ack()
+    tag: str = received[0].delivery_tag
+    return tag
+
+
 def test_an_ack_on_an_event_loop_goes_out_with_the_loops_next_turn(
     broker_url: str, broker_redis: redis.Redis
 ) -> None:
@@ -333,10 +343,7 @@ def test_an_ack_made_while_waiting_for_a_wake_up_rides_the_fetch_that_ends_the_w
     with connected(broker_url) as producer_side:
         publish(producer_side, queue, {"n": 1})
         with consuming_on_a_loop(broker_url, queue, received) as (channel, loop):
-            turn_until(loop, lambda: received)
-            turn_until(loop, channel.waiting_for_wake_up)  # the queue is empty: it waits
-            tag = received[0].delivery_tag
-            received[0].ack()
+            tag = acked_while_waiting(channel, loop, received)
             # What the loop's next turn starts with; the wait's reply is still unread.
             channel.connection.cycle.on_poll_start()
             # Held while the wait lasts: no round trip of its own.
@@ -357,10 +364,7 @@ def test_an_ack_held_through_a_wait_that_nobody_ends_goes_out_within_the_wait_bo
     with connected(broker_url) as producer_side:
         publish(producer_side, queue, {"n": 1})
     with consuming_on_a_loop(broker_url, queue, received) as (channel, loop):
-        turn_until(loop, lambda: received)
-        turn_until(loop, channel.waiting_for_wake_up)
-        tag = received[0].delivery_tag
-        received[0].ack()
+        tag = acked_while_waiting(channel, loop, received)
         acked_at = time.monotonic()
         turn_until(loop, lambda: broker_redis.hget(UNACKED, tag) is None)
         held_s = time.monotonic() - acked_at

@@ -9,22 +9,16 @@ asks a server to refuse is answered 400 and never reaches the application.
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-import gevent
-import gevent.socket
 import pytest
-from gevent.pywsgi import WSGIServer
 from gunicorn.config import Config
-from gunicorn.glogging import Logger
 from gunicorn.workers.ggevent import PyWSGIHandler
 
+from tests.integration.handler_pair import StartResponse, serve_one_connection
 from webapp import request_head
 from webapp.gunicorn_worker import IdleBoundHandler
-
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 # The environ keys a request's head decides; the rest are the server's.
 HEAD_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH")
@@ -43,25 +37,7 @@ def _exchange(
     raw: bytes, handler_class: type = IdleBoundHandler, config: Config | None = None
 ) -> bytes:
     """Everything the handler answers to ``raw``, read until it closes the connection."""
-    server = WSGIServer(("127.0.0.1", 0), _echo)
-    # gunicorn's logger, as in the worker (the access log off unless ``config`` turns it on)
-    server.log = Logger(config or Config())
-    served, client = gevent.socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    handler = gevent.spawn(lambda: handler_class(served, ("local", 0), server).handle())
-    try:
-        client.sendall(raw)
-        client.shutdown(socket.SHUT_WR)
-        received = b""
-        with gevent.Timeout(5):
-            while chunk := client.recv(1 << 16):
-                received += chunk
-        handler.join(timeout=5)
-        assert handler.successful(), handler.exception
-        return received
-    finally:
-        handler.kill()
-        client.close()
-        served.close()
+    return b"".join(serve_one_connection(_echo, raw, handler_class=handler_class, config=config))
 
 
 def _answers(raw: bytes, handler_class: type = IdleBoundHandler) -> list[tuple[int, Any]]:

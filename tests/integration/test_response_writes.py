@@ -7,20 +7,14 @@ there, so the records the client reads are the handler's writes, one for one.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import gevent
-import gevent.socket
 import pytest
-from gevent.pywsgi import WSGIServer
-from gunicorn.config import Config
-from gunicorn.glogging import Logger
 
-from webapp.gunicorn_worker import HEAD_AND_BODY_MAX_BYTES, IdleBoundHandler
+from tests.integration.handler_pair import App, StartResponse, serve_one_connection
+from webapp.gunicorn_worker import HEAD_AND_BODY_MAX_BYTES
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 SMALL = b'{"status":"ok"}'
 LARGE = b"x" * (HEAD_AND_BODY_MAX_BYTES + 1)
 
@@ -45,23 +39,8 @@ def _streamed(parts: list[bytes]) -> App:
 
 def _writes(app: App) -> list[bytes]:
     """The records one GET's answer arrived in, read until the handler closes."""
-    server = WSGIServer(("127.0.0.1", 0), app)
-    server.log = Logger(Config())  # gunicorn's logger, as in the worker (access log off)
-    served, client = gevent.socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    handler = gevent.spawn(lambda: IdleBoundHandler(served, ("local", 0), server).handle())
-    try:
-        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        records = []
-        with gevent.Timeout(5):
-            while record := client.recv(1 << 20):
-                records.append(record)
-        handler.join(timeout=5)
-        assert handler.successful(), handler.exception
-        return records
-    finally:
-        handler.kill()
-        client.close()
-        served.close()
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    return serve_one_connection(app, request, kind=socket.SOCK_SEQPACKET)
 
 
 def _head_and_body(records: list[bytes]) -> tuple[bytes, bytes]:
