@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from taskrelay.processes import Child
 from tasks import keys
 from tasks.queues import RELAY_QUEUE
 from tests.failover.cluster import MASTER_NAME, SentinelGroup, Server, _probe
@@ -37,6 +40,33 @@ REPLICATION_FIELDS = (
 SENTINEL_FIELDS = ("ip", "port", "flags", "config-epoch", "num-slaves", "failover-state")
 # kombu's hash of delivered, not yet acknowledged messages (every queue's).
 UNACKED_KEY = "unacked"
+# Celery's worker answers SIGUSR1 by writing every thread's stack to its log (its
+# "cry" handler), ending each with this heading; a worker stuck where no error is
+# logged shows where it is.
+STACK_DUMP_MARK = b"LOCAL VARIABLES"
+STACK_DUMP_WAIT_S = 3.0
+
+
+def dump_stacks(workers: Iterable[Child]) -> None:
+    """Have each live worker write its threads' stacks to its log; wait for them briefly."""
+    asked = []
+    for child in workers:
+        if child.process is None or child.process.poll() is not None:
+            continue
+        with contextlib.suppress(OSError):
+            asked.append((child, child.log_path.stat().st_size))
+            child.process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + STACK_DUMP_WAIT_S
+    for child, size in asked:
+        while time.monotonic() < deadline and not _logged_since(child, size, STACK_DUMP_MARK):
+            time.sleep(0.1)
+
+
+def _logged_since(child: Child, offset: int, mark: bytes) -> bool:
+    with contextlib.suppress(OSError), child.log_path.open("rb") as log:
+        log.seek(offset)
+        return mark in log.read()
+    return False
 
 
 def keep(

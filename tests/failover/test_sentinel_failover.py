@@ -135,6 +135,7 @@ def system(
             report = getattr(request.node, "report_call", None)
             if report is not None and report.failed:
                 destination = ARTIFACTS / f"failover-{request.node.callspec.id}-{int(time.time())}"
+                evidence.dump_stacks([worker, relay])
                 logs = [child.log_path for child in children]
                 evidence.keep(destination, group, channel, logs)
 
