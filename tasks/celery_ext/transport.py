@@ -396,6 +396,8 @@ class Transport(kombu_redis.Transport):
 
     # Set once an event loop polls this transport: from then on its turns send acks.
     acks_batched = False
+    # The tick this transport put on the event loop, replaced when it registers again.
+    _tick: Callable[[], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -419,7 +421,11 @@ class Transport(kombu_redis.Transport):
             )
             return
         loop.on_tick.difference_update(added)
-        loop.on_tick.add(self._poll_start(loop))
+        # Registered again (a reconnect): the tick of the last registration goes, as
+        # kombu's own would stay, one more poll start per turn for each reconnect.
+        loop.on_tick.discard(self._tick)
+        self._tick = self._poll_start(loop)
+        loop.on_tick.add(self._tick)
 
     def _poll_start(self, loop: Any) -> Callable[[], None]:
         """The tick that starts each poll: the poller's commands and acks, then a

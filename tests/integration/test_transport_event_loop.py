@@ -149,3 +149,19 @@ def test_each_socket_enters_the_poller_once_and_a_replacement_is_read_again(
     finally:
         hub.close()
     assert len(received) == 2 * 2 * ROUNDS
+
+
+def test_a_transport_registered_again_leaves_one_tick_on_the_loop(broker_url: str) -> None:
+    hub = Hub()
+    try:
+        with connected(broker_url) as connection:
+            transport = connection.transport
+            transport.register_with_event_loop(connection.connection, hub)
+            first = set(hub.on_tick)
+            # What a reconnect does: the same transport, registered on the same loop.
+            transport.register_with_event_loop(connection.connection, hub)
+            second = set(hub.on_tick)
+    finally:
+        hub.close()
+    assert len(first) == len(second)
+    assert first != second  # the new registration's tick replaced the old one
