@@ -2,6 +2,9 @@
 
 It subscribes before it reads the stream, and after every reconnect it reads the
 stream from its cursor again, so it misses nothing retained and repeats nothing.
+redis-py's pub/sub may reconnect by itself and subscribe again (its retry of a
+read): that shows only as a new subscription's confirmation, so every
+confirmation is followed by a read of the stream, as the web's hub does.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from tasks.channels import Delivery, Pattern
 from tasks.channels.cursor import Cursor, catch_up, resume_channel, resume_pattern
 from tasks.channels.reconnect import POLL_INTERVAL_S, Reconnecting
 from tasks.connections import WEB_RETRIES, make_client
+
+# The pub/sub confirmations of a subscription (redis-py's message types).
+SUBSCRIBED = frozenset({"subscribe", "psubscribe"})
 
 
 @dataclass(frozen=True)
@@ -56,17 +62,25 @@ class Follower:
         return resume_channel(client, str(self.channel), self.from_id)
 
     def _session(self, client: redis.Redis, cursor: Cursor) -> Iterator[Delivery]:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         try:
             if self.pattern is not None:
                 pubsub.psubscribe(self.pattern.redis_glob())
             else:
                 pubsub.subscribe(keys.channel_pubsub(str(self.channel)))
-            pubsub.get_message(timeout=POLL_INTERVAL_S)  # the confirmation
-            self.on_subscribed()
-            yield from catch_up(client, cursor, self.channel, self.pattern)
+            subscribed = False
             while not self.stopping.is_set():
-                delivery = channels.from_pubsub(pubsub.get_message(timeout=POLL_INTERVAL_S))
+                message = pubsub.get_message(timeout=POLL_INTERVAL_S)
+                if message is not None and message["type"] in SUBSCRIBED:
+                    # The first confirmation, or one after redis-py reconnected and
+                    # subscribed again on its own: what was published meanwhile is
+                    # only in the stream. The cursor drops what was handed over before.
+                    if not subscribed:
+                        subscribed = True
+                        self.on_subscribed()
+                    yield from catch_up(client, cursor, self.channel, self.pattern)
+                    continue
+                delivery = channels.from_pubsub(message)
                 if delivery is None:
                     continue
                 if self.pattern is not None and not self.pattern.matches(delivery.channel):
