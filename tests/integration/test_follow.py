@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.follow import Follower
 from tasks import channels
 from tasks.channels import Delivery, log
-from tests.support import decoded_client
+from tests.support import decoded_client, running_redis
 
-FOLLOW_DB = 13
 PULL_TIMEOUT_S = 10.0
 
 
 @pytest.fixture
-def url(redis_server: EmbeddedRedis) -> Iterator[str]:
-    found = redis_server.url.rsplit("/", 1)[0] + f"/{FOLLOW_DB}"
-    with decoded_client(found) as client:
-        client.flushdb()
-        yield found
-        client.flushdb()
+def url(tmp_path: Path) -> Iterator[str]:
+    # A Redis of its own: the test closes every pub/sub connection the server has.
+    with running_redis(tmp_path / "redis") as server:
+        yield server.url
 
 
 def _publish(client: redis.Redis, channel: str, data: int) -> str:
