@@ -123,14 +123,25 @@
     return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
   }
 
+  // Formatters are built once: toLocaleString and its kin build one on every call,
+  // which costs tens of times the formatting (a live table formats thousands).
+  var TIME_OF_DAY = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  var DAY = new Intl.DateTimeFormat([], { month: "short", day: "numeric" });
+  var COUNT = new Intl.NumberFormat("en");
+
   // A timestamp as the operator's clock shows it: the time today, else date and time.
   function clock(iso) {
     var ms = timeOf(iso);
     if (ms == null) return "";
     var when = new Date(ms);
-    var time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    var time = TIME_OF_DAY.format(when);
     if (when.toDateString() === new Date().toDateString()) return time;
-    return when.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+    return DAY.format(when) + " " + time;
+  }
+
+  // A count with its thousands separated: 12,345.
+  function count(value) {
+    return COUNT.format(value);
   }
 
   // A <time> element for an ISO timestamp: readable text, the exact value in datetime.
@@ -166,6 +177,7 @@
     $all: $all,
     api: api,
     clock: clock,
+    count: count,
     duration: duration,
     errorOf: errorOf,
     isTerminal: isTerminal,

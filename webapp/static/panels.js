@@ -177,7 +177,7 @@
     title.textContent = name;
     caption.append(
       title,
-      ": " + succeeded.toLocaleString("en") + " succeeded, " + failed.toLocaleString("en") + " failed in the last " +
+      ": " + t.count(succeeded) + " succeeded, " + t.count(failed) + " failed in the last " +
         Math.round(windowS / 60) + " minutes, per minute"
     );
     figure.append(caption, throughputChart(stats, windowS, bucketS, captionId), percentileTable(name, stats));

@@ -22,6 +22,9 @@
   var TICK_MS = 1000;
   // A hidden tab draws no frames; its queued events are applied this often instead.
   var HIDDEN_FLUSH_MS = 1000;
+  // One frame reads queued events for at most this long; the rest wait for the next
+  // frame, so a burst of thousands never freezes the page for one long frame.
+  var APPLY_BUDGET_MS = 8;
   var RECONNECT_MIN_MS = 1000;
   var RECONNECT_MAX_MS = 30000;
   var SEARCH_DELAY_MS = 300;
@@ -249,7 +252,7 @@
   function drawCounts() {
     t.$all("#state-tabs [data-count]").forEach(function (span) {
       var value = counts[span.dataset.count];
-      t.setText(span, value == null ? "…" : value.toLocaleString("en"));
+      t.setText(span, value == null ? "…" : t.count(value));
     });
   }
 
@@ -303,15 +306,14 @@
   function applyPending() {
     flushScheduled = false;
     var batch = pending;
-    pending = [];
-    applied.events += batch.length;
-    applied.frames += 1;
-    applied.largestBatch = Math.max(applied.largestBatch, batch.length);
+    var began = performance.now();
     var changed = new Set();
     var fresh = [];
     var membershipChanged = false;
     var finished = [];
-    for (var i = 0; i < batch.length; i++) {
+    var i = 0;
+    for (; i < batch.length; i++) {
+      if (i > 0 && i % 16 === 0 && performance.now() - began > APPLY_BUDGET_MS) break;
       var event;
       try {
         event = JSON.parse(batch[i]);
@@ -340,6 +342,11 @@
         membershipChanged = true; // a task entered this tab's state
       }
     }
+    pending = batch.slice(i);
+    if (pending.length) scheduleFlush();
+    applied.events += i;
+    applied.frames += 1;
+    applied.largestBatch = Math.max(applied.largestBatch, i);
     if (fresh.length) addFresh(fresh);
     var now = Date.now();
     changed.forEach(function (entry) {
@@ -404,7 +411,7 @@
     stream.changes = 0;
     t.setText(
       t.$("#live-status"),
-      "Live: following every task" + (rate ? " (" + rate.toLocaleString("en") + " changes in the last second)." : ".")
+      "Live: following every task" + (rate ? " (" + t.count(rate) + " changes in the last second)." : ".")
     );
   }
 
