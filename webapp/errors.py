@@ -21,11 +21,20 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None, retry_after_s: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after_s: int | None = None,
+        task_id: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
         self.retry_after_s = retry_after_s
+        # The task the error is about, when the request made one (an unconfirmed send).
+        self.task_id = task_id
 
 
 class BadRequest(ApiError):
@@ -65,11 +74,18 @@ class ServiceUnavailable(ApiError):
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None, retry_after_s: int | None = None
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    retry_after_s: int | None = None,
+    task_id: str | None = None,
 ) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
+    if task_id is not None:
+        body["task_id"] = task_id
     response = jsonify({"error": body})
     response.status_code = status
     if retry_after_s is not None:
@@ -93,7 +109,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> Response:
         response = error_response(
-            error.status, error.code, error.message, error.field, error.retry_after_s
+            error.status,
+            error.code,
+            error.message,
+            error.field,
+            error.retry_after_s,
+            error.task_id,
         )
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE

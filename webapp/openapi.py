@@ -59,6 +59,8 @@ def schemas() -> dict[str, Schema]:
                         "code": {"type": "string"},
                         "message": {"type": "string"},
                         "field": {"type": "string"},
+                        # An unconfirmed send names the task it may have enqueued.
+                        "task_id": {"type": "string"},
                     },
                 }
             },

@@ -20,6 +20,14 @@ record does not depend on: had the process died between the two round trips, the
 task would be accepted, sent and readable by id, only missing from the lists. A
 Redis that cannot be reached for the second one fails the batch, as a lost reply
 to EXEC does: the caller learns that delivery is uncertain.
+
+Uncertain is what a failure after the first byte is written has to mean: a
+MULTI/EXEC sent to a Redis that then stops answering (frozen, a network that drops
+the reply) may still run once Redis reads it. So the batch takes its connection
+before it writes anything: a Redis that cannot be reached then raises as itself
+(nothing was sent), and any later failure raises ``DeliveryUncertain``, which the
+caller must not report as "nothing was enqueued". A transaction that Redis refused
+because a WATCHed key changed (``WatchError``) ran nothing and raises as itself too.
 """
 
 from __future__ import annotations
@@ -33,12 +41,16 @@ from celery import Celery
 from kombu.exceptions import BatchPublishError
 from kombu.transport import redis as kombu_redis
 from redis.client import Pipeline
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 # The batch that the current publish opened, for the caller to add its commands to.
 _open_batch: ContextVar[TransactionalPublishBatch | None] = ContextVar(
     "taskrelay_open_publish_batch", default=None
 )
+
+
+class DeliveryUncertain(Exception):
+    """The MULTI/EXEC was sent, and Redis did not confirm it: it may run or not."""
 
 
 class TransactionalPublishBatch(kombu_redis.PublishBatch):
@@ -49,6 +61,14 @@ class TransactionalPublishBatch(kombu_redis.PublishBatch):
         # redis-py wraps a pipeline's commands in MULTI/EXEC when this flag is set.
         self.pipeline.transaction = True
         _open_batch.set(self)
+
+    def flush(self) -> None:
+        if self._buffered and self.pipeline.connection is None:
+            # Connected before a byte is written, so that an unreachable Redis raises
+            # here, where nothing was sent (redis-py reconnects a pooled connection
+            # that Redis has closed); the pipeline runs on it and gives it back.
+            self.pipeline.connection = self.pipeline.connection_pool.get_connection()
+        super().flush()
 
 
 class Transaction:
@@ -81,16 +101,20 @@ def transaction(producer: Any) -> Iterator[Transaction]:
     """Publishes through ``producer`` inside, and commands added to the lent pipeline,
     run as one MULTI/EXEC when the block ends (nothing runs if it raises).
 
-    A Redis error while running it is raised as itself (kombu wraps it in
-    ``BatchPublishError``), so callers handle an unreachable Redis in one way.
+    A Redis that could not be reached before anything was sent raises as itself,
+    as does a ``WatchError`` (Redis ran nothing); a Redis error once the commands
+    were written raises ``DeliveryUncertain``, from that error.
     """
     token = _open_batch.set(None)
     try:
         with producer.batch():
             yield Transaction()
     except BatchPublishError as error:
-        if isinstance(error.__cause__, RedisError):
-            raise error.__cause__ from None
+        cause = error.__cause__
+        if isinstance(cause, WatchError):
+            raise cause from None
+        if isinstance(cause, RedisError):
+            raise DeliveryUncertain(str(cause)) from cause
         raise
     finally:
         _open_batch.reset(token)

@@ -3,6 +3,10 @@
 A stalled Redis accepts connections and never answers, so only timeouts notice it.
 The web's are short (tasks/connections.py), a worker's result write is retried for
 minutes (celeryconfig.result_write_retry_s); docs/reliability.md.
+
+What a frozen Redis was sent, it runs when it thaws: a POST whose MULTI/EXEC went out
+is answered as unconfirmed, naming its task, which then runs; a POST with an
+Idempotency-Key whose claim went out sends its task when the request is sent again.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -66,12 +72,21 @@ def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
         fault_client, "record_run", marker_dir=str(markers), name="across", seconds=TASK_SECONDS
     )
     wait_started(markers, "across")
+    key = str(uuid.uuid4())
+    sent: dict[str, Any] = {}
+
+    def post(**headers: str) -> Any:
+        response = fault_client.post(
+            "/api/tasks", json={"task": "consume", "args": [1]}, headers=headers
+        )
+        sent[headers.get("Idempotency-Key", "none")] = response.get_json()["error"]
+        return response
+
     with frozen(fault_redis):
         began = time.monotonic()
         answers = {
-            "submit": timed(
-                lambda: fault_client.post("/api/tasks", json={"task": "consume", "args": [1]})
-            ),
+            "submit": timed(post),
+            "submit with a key": timed(lambda: post(**{"Idempotency-Key": key})),
             "read": timed(lambda: fault_client.get(f"/api/tasks/{running}")),
             "ready": timed(lambda: fault_client.get("/readyz")),
             # A new stream reads where to start before it answers: the hub's client.
@@ -92,3 +107,20 @@ def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
     doc = wait_for_state(fault_client, running, "SUCCESS", "FAILURE", timeout_s=40)
     assert doc["state"] == "SUCCESS", doc
     assert fault_redis_client.exists(keys.dead_letter(running)) == 0
+
+    # Its MULTI/EXEC was written before Redis stopped answering: not "nothing was
+    # enqueued", but a task that may run, and does once Redis thaws.
+    unconfirmed = sent["none"]
+    assert "did not confirm" in unconfirmed["message"], unconfirmed
+    assert wait_for_state(fault_client, unconfirmed["task_id"], "SUCCESS")["result"] == {
+        "consumed": 1
+    }
+    # Only the key's claim went out: sent again, the request sends the claimed task.
+    assert "nothing was enqueued" in sent[key]["message"], sent[key]
+    again = fault_client.post(
+        "/api/tasks", json={"task": "consume", "args": [1]}, headers={"Idempotency-Key": key}
+    )
+    assert again.status_code == 202, again.get_json()
+    assert wait_for_state(fault_client, again.get_json()["id"], "SUCCESS")["result"] == {
+        "consumed": 1
+    }

@@ -15,7 +15,9 @@ from taskrelay import sse_client
 from tasks import keys
 from tests.sse_reader import flask_lines
 from tests.support import wait_until
-from webapp import create_app
+from webapp import create_app, idempotency
+from webapp.tasks import accept
+from webapp.tasks.request import fingerprint
 
 pytestmark = pytest.mark.usefixtures("task_worker")
 
@@ -134,6 +136,27 @@ def test_the_same_idempotency_key_and_body_return_the_first_task(client: FlaskCl
     assert again.status_code == 200
     assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Location"] == first.headers["Location"]
+
+
+def test_a_key_whose_first_request_never_sent_its_task_sends_it_when_sent_again(
+    client: FlaskClient, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a request leaves when Redis took its claim and then stopped answering."""
+    monkeypatch.setattr(accept, "CLAIM_IN_FLIGHT_S", 0.5)
+    key, body, first_id = str(uuid.uuid4()), {"task": "consume", "args": [6]}, str(uuid.uuid4())
+    claimed = idempotency.claim_first(
+        redis_client, keys.idempotency(key), fingerprint(body), first_id, "task_id"
+    )
+    assert claimed is None
+    started = time.monotonic()
+    again = submit(client, body, **{"Idempotency-Key": key})
+    # It waited for the claim to outlive a request in flight, then sent the same task.
+    assert time.monotonic() - started >= 0.5
+    assert again.status_code == 202, again.get_json()
+    assert again.get_json()["id"] == first_id
+    assert wait_for_state(client, first_id, "SUCCESS")["result"] == {"consumed": 6}
+    replayed = submit(client, body, **{"Idempotency-Key": key})
+    assert (replayed.status_code, replayed.get_json()["id"]) == (200, first_id)
 
 
 def test_the_same_idempotency_key_with_another_body_is_409(client: FlaskClient) -> None:

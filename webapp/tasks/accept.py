@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from tasks import delayed, keys, records
+from tasks import connections, delayed, keys, records
 from tasks.celery_ext import atomic_publish, batched_send
 from webapp import durable_accept, idempotency
 from webapp.errors import UNREACHABLE, ServiceUnavailable, TooManyRequests
@@ -27,10 +28,31 @@ RETRY_ADVICE = (
 )
 
 
+# A request holding an Idempotency-Key has written its task, or failed, within this
+# long of claiming the key (a web request's Redis calls end within
+# connections.WEB_STALL_BOUND_S; the rest is room). A claim this old whose task was
+# never recorded belongs to a request that failed: a replay sends the task itself.
+CLAIM_IN_FLIGHT_S = connections.WEB_STALL_BOUND_S + 2.0
+# How often a replay looks for the task of a claim still in flight.
+CLAIM_POLL_S = 0.05
+
+
 def unavailable(retry_after_s: int) -> ServiceUnavailable:
     return ServiceUnavailable(
         "the task broker cannot be reached; nothing was enqueued, try again shortly",
         retry_after_s=retry_after_s,
+    )
+
+
+def unconfirmed(task_id: str, retry_after_s: int) -> ServiceUnavailable:
+    """The 503 of a task sent to a broker that did not answer: it may yet run."""
+    return ServiceUnavailable(
+        f"the task broker did not confirm task {task_id}: it was sent and may still "
+        f"be enqueued and run. GET /api/tasks/{task_id} once the broker answers "
+        "(404: it was not enqueued), or send the request again with the same "
+        "Idempotency-Key, which answers this task if it was enqueued and sends it if not",
+        retry_after_s=retry_after_s,
+        task_id=task_id,
     )
 
 
@@ -50,19 +72,18 @@ def submit(
     """
     task_id = str(uuid.uuid4())
     claimed_key = None
+    counted_delayed = False
     try:
         if idempotency_key is not None:
-            first = idempotency.claim(
-                services.redis,
-                keys.idempotency(idempotency_key),
-                body_fingerprint,
-                task_id,
-                "task_id",
-            )
+            claim = _Claim(services, keys.idempotency(idempotency_key), body_fingerprint)
+            first = claim.first(task_id)
             if first is not None:
-                return _existing(services, first), False
+                existing = _replayed(claim, first, retry_after_s)
+                if existing is not None:
+                    return existing, False
+                task_id = first.id  # the first request failed: send its task now
             claimed_key = idempotency_key
-        _count_delayed(services, submission, task_id, retry_after_s, claimed_key)
+        counted_delayed = _count_delayed(services, submission, task_id, retry_after_s, claimed_key)
         with durable_accept.replicated(
             replicas,
             what=f"task {task_id}",
@@ -70,9 +91,13 @@ def submit(
             retry_after_s=retry_after_s,
         ) as hold:
             record = _record_and_send(services, submission, task_id, extra or {}, hold)
+    except atomic_publish.DeliveryUncertain:
+        # Neither undone nor reported as lost: the MULTI/EXEC may still run.
+        logger.warning("broker did not confirm task %s", task_id, exc_info=True)
+        raise unconfirmed(task_id, retry_after_s) from None
     except UNREACHABLE:
         logger.warning("broker unreachable, task %s not enqueued", task_id, exc_info=True)
-        _undo(services, task_id, claimed_key)
+        _undo(services, task_id, claimed_key, counted_delayed)
         raise unavailable(retry_after_s) from None
     return records.document(task_id, record, None), True
 
@@ -83,14 +108,15 @@ def _count_delayed(
     task_id: str,
     retry_after_s: int,
     claimed_key: str | None,
-) -> None:
-    """Count a countdown/eta task against the cap, or refuse it; tasks due now pass by."""
+) -> bool:
+    """Count a countdown/eta task against the cap (True), or refuse it; tasks due now
+    pass by (False)."""
     now = datetime.now(UTC)
     if submission.eta is None or delay_seconds(submission.eta, now) is None:
-        return
+        return False
     limit = services.max_delayed_tasks
     if delayed.claim(services.redis, task_id, submission.eta.timestamp(), now.timestamp(), limit):
-        return
+        return True
     if claimed_key is not None:
         services.redis.delete(keys.idempotency(claimed_key))
     raise TooManyRequests(
@@ -100,10 +126,53 @@ def _count_delayed(
     )
 
 
-def _existing(services: Services, task_id: str) -> dict[str, Any]:
-    # A concurrent request may have claimed the key without having written the
-    # record yet; the first task is then simply QUEUED.
-    return task_views.load(services, task_id) or records.document(task_id, {}, None)
+class _Claim:
+    """One request's view of its Idempotency-Key claim."""
+
+    def __init__(self, services: Services, redis_key: str, body_fingerprint: str) -> None:
+        self.services = services
+        self.redis_key = redis_key
+        self.body_fingerprint = body_fingerprint
+
+    def first(self, task_id: str) -> idempotency.Claim | None:
+        """Claim the key for ``task_id``; the first request's claim if it was taken."""
+        return idempotency.claim_first(
+            self.services.redis, self.redis_key, self.body_fingerprint, task_id, "task_id"
+        )
+
+    def take_over(self, first: idempotency.Claim) -> idempotency.Claim | None:
+        return idempotency.take_over(
+            self.services.redis, self.redis_key, first, self.body_fingerprint, "task_id"
+        )
+
+
+def _replayed(claim: _Claim, first: idempotency.Claim, retry_after_s: int) -> dict[str, Any] | None:
+    """The task of the key's first request; None once this request takes over its sending.
+
+    A claim without a record is a first request still on its way (this one waits
+    for its record) or one that failed, even with a reply lost after its MULTI/EXEC
+    was sent: once the claim is older than CLAIM_IN_FLIGHT_S, this request takes the
+    key over and sends the same task, under the same id, so that a MULTI/EXEC that
+    ran after all and this one name one task.
+    """
+    services = claim.services
+    waited_until = time.monotonic() + 2 * CLAIM_IN_FLIGHT_S
+    while time.monotonic() < waited_until:
+        doc = task_views.load(services, first.id)
+        if doc is not None:
+            return doc
+        if time.time() - first.claimed_at >= CLAIM_IN_FLIGHT_S:
+            other = claim.take_over(first)
+            if other is None:
+                return None
+            first = other  # another replay took it over first: wait for its task
+        time.sleep(CLAIM_POLL_S)
+    raise ServiceUnavailable(
+        f"the first request with this Idempotency-Key (task {first.id}) is still being "
+        "accepted; try again shortly",
+        retry_after_s=retry_after_s,
+        task_id=first.id,
+    )
 
 
 def _record_and_send(
@@ -216,10 +285,16 @@ def _declare(services: Services, queue: str) -> list[Any] | None:
     return None
 
 
-def _undo(services: Services, task_id: str, idempotency_key: str | None) -> None:
+def _undo(
+    services: Services, task_id: str, idempotency_key: str | None, counted_delayed: bool
+) -> None:
+    """Take back what a request wrote before its task could not be sent."""
     try:
-        records.forget_submission(services.redis, task_id)
-        delayed.release(services.redis, task_id)
+        if not services.submit_atomically:
+            # Sent in one MULTI/EXEC, a record that was not sent was not written either.
+            records.forget_submission(services.redis, task_id)
+        if counted_delayed:
+            delayed.release(services.redis, task_id)
         if idempotency_key is not None:
             services.redis.delete(keys.idempotency(idempotency_key))
     except UNREACHABLE:
