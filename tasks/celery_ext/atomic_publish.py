@@ -41,6 +41,7 @@ from celery import Celery
 from kombu.exceptions import BatchPublishError
 from kombu.transport import redis as kombu_redis
 from redis.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
 
 # The batch that the current publish opened, for the caller to add its commands to.
@@ -49,8 +50,12 @@ _open_batch: ContextVar[TransactionalPublishBatch | None] = ContextVar(
 )
 
 
-class DeliveryUncertain(Exception):
-    """The MULTI/EXEC was sent, and Redis did not confirm it: it may run or not."""
+class DeliveryUncertain(RedisConnectionError):
+    """The MULTI/EXEC was sent, and Redis did not confirm it: it may run or not.
+
+    A redis-py ``ConnectionError``, so that a caller that knows only "Redis cannot be
+    reached" handles it as before; a caller that can say more catches it first.
+    """
 
 
 class TransactionalPublishBatch(kombu_redis.PublishBatch):

@@ -133,6 +133,14 @@ def publish(
             retry_after_s=retry_after_s,
         ) as hold:
             _send(svc, pending, hold if replicas is not None else None)
+    except atomic_publish.DeliveryUncertain:
+        # Kept, not forgotten: sent or not, the sweeper relays a recorded message.
+        logger.warning("broker did not confirm message %s", message_id, exc_info=True)
+        raise ServiceUnavailable(
+            f"the relay queue did not confirm message {message_id}; it is recorded and "
+            "will still reach subscribers, so publishing it again may deliver it twice",
+            retry_after_s=retry_after_s,
+        ) from None
     except UNREACHABLE:
         _forget(svc, message_id)
         raise _unreachable(message_id, retry_after_s) from None

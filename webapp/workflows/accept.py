@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from tasks import keys, records
+from tasks.celery_ext import atomic_publish
 from tasks.workflows import description, dispatch, state
 from tasks.workflows.plan import Plan
 from webapp import durable_accept, idempotency
@@ -93,6 +94,15 @@ def submit(
                 ),
                 after=lambda pipe: _counted_and_held(pipe, plan, hold),
             )
+    except atomic_publish.DeliveryUncertain:
+        # Nothing undone: the MULTI/EXEC holding the workflow may still run.
+        logger.warning("broker did not confirm workflow %s", workflow_id, exc_info=True)
+        raise ServiceUnavailable(
+            f"the task broker did not confirm workflow {workflow_id}: it was sent and may "
+            f"still be accepted and run. GET /api/workflows/{workflow_id} once the broker "
+            "answers (404: it was not accepted)",
+            retry_after_s=retry_after_s,
+        ) from None
     except UNREACHABLE:
         logger.warning("broker unreachable, workflow %s not accepted", workflow_id, exc_info=True)
         _undo(services, workflow_id, plan, claimed_key)
