@@ -21,6 +21,11 @@ it exits (``on_process_up``/``on_process_down``, on the hub itself), so a child 
 killed, hits its time limit, is revoked with ``terminate`` or reaches its maximum of
 tasks is replaced exactly as in Celery, even when the new pipes get the old numbers.
 
+One change of behaviour, at shutdown: the pool reads its children's results until
+every child has exited, where Celery stops reading once its cache is empty. A warm
+shutdown right after a job was handed to a child otherwise waited 30 s for that child
+(``ResultHandler.on_stop_not_started``).
+
 ``worker_pool`` in celeryconfig.py selects this pool wherever a worker asks for
 ``prefork`` (taskrelay's task workers); the relay worker's solo pool is not affected.
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billiard.pool import TERMINATE, WorkersJoined
 from celery.concurrency import asynpool, prefork
 from kombu.asynchronous import Hub
 from kombu.utils.compat import fileno
@@ -66,6 +72,36 @@ class _QuietHub:
 class ResultHandler(asynpool.ResultHandler):  # type: ignore[misc]
     def register_with_event_loop(self, hub: Hub) -> None:
         super().register_with_event_loop(_QuietHub(hub))
+
+    def on_stop_not_started(self) -> None:
+        """At shutdown, read the children's outqueues until every child has exited.
+
+        Celery reads them only while its cache holds a job, and the consumer's close
+        has just flushed the pool, dropping every job whose acknowledgement the loop has
+        not read yet. A job already written to a child is run all the same, and the
+        child then waits up to 30 s (billiard's ``_ensure_messages_consumed``) for its
+        result to be read before it exits, the warm shutdown waiting with it. This is
+        Celery's loop without the condition on the cache.
+        """
+        outqueues = set(self.fileno_to_outq)
+        while outqueues and self._state != TERMINATE:
+            if self.check_timeouts is not None:
+                self.check_timeouts()
+            gone: set[int] = set()
+            for fd in outqueues:
+                asynpool.iterate_file_descriptors_safely(
+                    [fd],
+                    self.fileno_to_outq,
+                    self._flush_outqueue,
+                    gone.add,
+                    self.fileno_to_outq,
+                    self.on_state_change,
+                )
+                try:
+                    self.join_exited_workers(shutdown=True)
+                except WorkersJoined:
+                    return
+            outqueues -= gone
 
 
 class AsynPool(asynpool.AsynPool):  # type: ignore[misc]

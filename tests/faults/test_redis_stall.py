@@ -29,6 +29,7 @@ from tasks import keys
 from tasks.connections import WEB_STALL_BOUND_S
 from tests.faults.conftest import WorkerFactory
 from tests.faults.helpers import Stopwatch, runs, submit, wait_for_state, wait_started
+from tests.support import stop
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,9 @@ FREEZE_S = 20.0
 WORKER_REDIS_SOCKET_TIMEOUT_S = 3
 # The task ends this long after the freeze began, while Redis is still frozen.
 TASK_SECONDS = 4.0
+# A warm stop of an idle worker takes about a second; a pool child left waiting for its
+# result to be read held it up for 30 s.
+WORKER_STOP_BOUND_S = 10.0
 
 
 @contextmanager
@@ -65,7 +69,7 @@ def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
     markers: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    fault_worker(
+    worker = fault_worker(
         concurrency=1, env={"TASKRELAY_REDIS_SOCKET_TIMEOUT": str(WORKER_REDIS_SOCKET_TIMEOUT_S)}
     )
     running = submit(
@@ -124,3 +128,8 @@ def test_a_frozen_redis_gets_fast_503s_and_a_task_ending_in_the_freeze_succeeds(
     assert wait_for_state(fault_client, again.get_json()["id"], "SUCCESS")["result"] == {
         "consumed": 1
     }
+    # A stop right after a thawed Redis handed the worker a task once waited 30 s for
+    # the pool's child (tests/integration/test_pool_shutdown.py has that race alone).
+    clock = Stopwatch()
+    stop(worker)
+    assert clock.seconds() < WORKER_STOP_BOUND_S, f"the worker took {clock.seconds()} s to stop"
