@@ -2,6 +2,11 @@
 
 Tasks and workflows both claim keys this way, each under its own Redis key; a key
 reused with a different body is a 409, never a silent replay.
+
+A claim is stored before what it names, so a request can fail (a Redis that stopped
+answering after it took the claim) and leave a claim that names nothing. Once the
+claim is older than IN_FLIGHT_S, no request is still writing what it names: the next
+request with that key takes it over (``take_over``) and writes it, under the same id.
 """
 
 from __future__ import annotations
@@ -13,7 +18,12 @@ from dataclasses import dataclass
 import redis
 
 from tasks import defaults
+from tasks.connections import WEB_STALL_BOUND_S
 from webapp.errors import Conflict
+
+# A request that claimed a key has written what the claim names, or failed, within this
+# long: a web request's Redis calls end within WEB_STALL_BOUND_S; the rest is room.
+IN_FLIGHT_S = WEB_STALL_BOUND_S + 2.0
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,10 @@ class Claim:
     # Seconds since the epoch; 0 for a claim stored before claims recorded it.
     claimed_at: float
     raw: bytes | str
+
+    def in_flight(self) -> bool:
+        """Whether the request that made it may still be writing what it names."""
+        return time.time() - self.claimed_at < IN_FLIGHT_S
 
 
 def claim(

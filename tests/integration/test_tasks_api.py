@@ -16,7 +16,6 @@ from tasks import keys
 from tests.sse_reader import flask_lines
 from tests.support import wait_until
 from webapp import create_app, idempotency
-from webapp.tasks import accept
 from webapp.tasks.request import fingerprint
 
 pytestmark = pytest.mark.usefixtures("task_worker")
@@ -142,7 +141,7 @@ def test_a_key_whose_first_request_never_sent_its_task_sends_it_when_sent_again(
     client: FlaskClient, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a request leaves when Redis took its claim and then stopped answering."""
-    monkeypatch.setattr(accept, "CLAIM_IN_FLIGHT_S", 0.5)
+    monkeypatch.setattr(idempotency, "IN_FLIGHT_S", 0.5)
     key, body, first_id = str(uuid.uuid4()), {"task": "consume", "args": [6]}, str(uuid.uuid4())
     claimed = idempotency.claim_first(
         redis_client, keys.idempotency(key), fingerprint(body), first_id, "task_id"

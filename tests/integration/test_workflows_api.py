@@ -24,7 +24,8 @@ from tasks import defaults, keys
 from tasks.workflows import description
 from tests.sse_reader import flask_lines
 from tests.support import running_redis, start_web, start_worker, stop, wait_until
-from webapp import create_app
+from webapp import create_app, idempotency
+from webapp.tasks.request import fingerprint
 
 # The worker loads the tasks the steps name.
 WORKER_ENV = {"TASKRELAY_TASK_MODULES": "tests.workflow_tasks"}
@@ -286,6 +287,27 @@ def test_an_idempotency_key_answers_the_first_workflow_and_refuses_another_body(
     )
     assert other.status_code == 409
     assert other.get_json()["error"]["field"] == "Idempotency-Key"
+
+
+def test_a_key_claimed_by_a_request_that_failed_is_taken_over_under_the_same_id(
+    client: FlaskClient, wf_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a request leaves when Redis took its claim and then stopped answering."""
+    key, body, first_id = str(uuid.uuid4()), chain(step("add", 2, 3)), str(uuid.uuid4())
+    redis_key = keys.workflow_idempotency(key)
+    claimed = idempotency.claim_first(
+        wf_client, redis_key, fingerprint(body), first_id, "workflow_id"
+    )
+    assert claimed is None
+    # Still in flight, the claim's request may be storing its workflow: try again.
+    in_flight = client.post("/api/workflows", json=body, headers={"Idempotency-Key": key})
+    assert in_flight.status_code == 409, in_flight.get_json()
+    monkeypatch.setattr(idempotency, "IN_FLIGHT_S", 0.0)
+    taken_over = submit(client, body, **{"Idempotency-Key": key})
+    assert taken_over["id"] == first_id
+    assert wait_for(client, first_id, "SUCCESS")["result"] == 5
+    again = client.post("/api/workflows", json=body, headers={"Idempotency-Key": key})
+    assert (again.status_code, again.get_json()["id"]) == (200, first_id)
 
 
 def test_the_event_stream_runs_from_the_current_state_to_the_end(

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from tasks import connections, delayed, keys, records
+from tasks import delayed, keys, records
 from tasks.celery_ext import atomic_publish, batched_send
 from webapp import durable_accept, idempotency
 from webapp.errors import UNREACHABLE, ServiceUnavailable, TooManyRequests
@@ -28,11 +28,6 @@ RETRY_ADVICE = (
 )
 
 
-# A request holding an Idempotency-Key has written its task, or failed, within this
-# long of claiming the key (a web request's Redis calls end within
-# connections.WEB_STALL_BOUND_S; the rest is room). A claim this old whose task was
-# never recorded belongs to a request that failed: a replay sends the task itself.
-CLAIM_IN_FLIGHT_S = connections.WEB_STALL_BOUND_S + 2.0
 # How often a replay looks for the task of a claim still in flight.
 CLAIM_POLL_S = 0.05
 
@@ -151,17 +146,17 @@ def _replayed(claim: _Claim, first: idempotency.Claim, retry_after_s: int) -> di
 
     A claim without a record is a first request still on its way (this one waits
     for its record) or one that failed, even with a reply lost after its MULTI/EXEC
-    was sent: once the claim is older than CLAIM_IN_FLIGHT_S, this request takes the
-    key over and sends the same task, under the same id, so that a MULTI/EXEC that
-    ran after all and this one name one task.
+    was sent: once the claim is no longer in flight (webapp/idempotency.py), this
+    request takes the key over and sends the same task, under the same id, so that a
+    MULTI/EXEC that ran after all and this one name one task.
     """
     services = claim.services
-    waited_until = time.monotonic() + 2 * CLAIM_IN_FLIGHT_S
+    waited_until = time.monotonic() + 2 * idempotency.IN_FLIGHT_S
     while time.monotonic() < waited_until:
         doc = task_views.load(services, first.id)
         if doc is not None:
             return doc
-        if time.time() - first.claimed_at >= CLAIM_IN_FLIGHT_S:
+        if not first.in_flight():
             other = claim.take_over(first)
             if other is None:
                 return None

@@ -62,15 +62,15 @@ def submit(
     first_steps = plan.initial()
     try:
         if idempotency_key is not None:
-            first = idempotency.claim(
-                services.redis,
-                keys.workflow_idempotency(idempotency_key),
-                body_fingerprint,
-                workflow_id,
-                "workflow_id",
+            redis_key = keys.workflow_idempotency(idempotency_key)
+            first = idempotency.claim_first(
+                services.redis, redis_key, body_fingerprint, workflow_id, "workflow_id"
             )
             if first is not None:
-                return _existing(services, first), False
+                existing = _existing(services, redis_key, first, body_fingerprint)
+                if existing is not None:
+                    return existing, False
+                workflow_id = first.id  # the first request failed: accept its workflow now
             claimed_key = idempotency_key
         submitted_at = records.utc_now_iso()
         with durable_accept.replicated(
@@ -128,21 +128,36 @@ def _counted_and_held(pipe: Any, plan: Plan, hold: durable_accept.Holder) -> Non
     hold(pipe)
 
 
-def _existing(services: Services, workflow_id: str) -> dict[str, Any]:
-    found = read_model.load(services, workflow_id)
-    if found is None:
-        # A concurrent request claimed the key and has not stored its workflow yet.
-        raise Conflict(
-            "a request with this Idempotency-Key is still being accepted; try again shortly",
-            field="Idempotency-Key",
-            retry_after_s=IN_FLIGHT_RETRY_AFTER_S,
+def _existing(
+    services: Services, redis_key: str, first: idempotency.Claim, body_fingerprint: str
+) -> dict[str, Any] | None:
+    """The key's first workflow; None once this request takes over accepting it.
+
+    A claim whose workflow is not stored belongs to a request still accepting it (409,
+    try again), or, once it is no longer in flight, to one that failed after taking
+    the key: this request then accepts the workflow under the claimed id.
+    """
+    found = read_model.load(services, first.id)
+    if found is not None:
+        return found
+    if not first.in_flight():
+        taken_by = idempotency.take_over(
+            services.redis, redis_key, first, body_fingerprint, "workflow_id"
         )
-    return found
+        if taken_by is None:
+            return None
+    raise Conflict(
+        "a request with this Idempotency-Key is still being accepted; try again shortly",
+        field="Idempotency-Key",
+        retry_after_s=IN_FLIGHT_RETRY_AFTER_S,
+    )
 
 
 def _undo(services: Services, workflow_id: str, plan: Plan, idempotency_key: str | None) -> None:
     try:
-        state.forget(services.redis, workflow_id, plan)
+        if not services.submit_atomically:
+            # Sent in one MULTI/EXEC, a workflow that was not sent was not stored either.
+            state.forget(services.redis, workflow_id, plan)
         if idempotency_key is not None:
             services.redis.delete(keys.workflow_idempotency(idempotency_key))
     except UNREACHABLE:
