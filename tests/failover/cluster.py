@@ -23,7 +23,11 @@ from tasks import redis_urls
 from tests.support import free_port, wait_until
 
 MASTER_NAME = "taskrelay"
-DOWN_AFTER_MS = 1_000
+# Short, for fast tests, but not 1 s: on a loaded 2-core machine a sentinel once went
+# 1 s without a reply from the primary it had just switched to, marked it down, and
+# failed over again to the old primary, which had just restarted with none of the
+# writes the new one took (production's compose file waits 5 s).
+DOWN_AFTER_MS = 3_000
 # Also the pause Sentinel keeps between two failovers of the same primary (twice
 # this), and the bound on a replica's reconfiguration.
 FAILOVER_TIMEOUT_MS = 3_000
