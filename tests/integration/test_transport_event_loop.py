@@ -151,6 +151,53 @@ def test_each_socket_enters_the_poller_once_and_a_replacement_is_read_again(
     assert len(received) == 2 * 2 * ROUNDS
 
 
+def test_a_subscriber_that_redis_py_reconnects_inside_a_read_is_still_heard(
+    broker_url: str, broker_redis: redis.Redis
+) -> None:
+    """With the workers' setting (celeryconfig: retry_on_timeout), redis-py would
+    reconnect the subscriber inside a read and block there on a socket the loop never
+    registered; the loop must instead see the loss, reconnect, and hear again."""
+    broadcast = Queue("t-loop-resubscribed", Exchange("t-loop-resubscribed", "fanout"))
+    received: list[int] = []
+    hub = Hub()
+    try:
+        with (
+            kombu_connection(broker_url, TRANSPORT, retry_on_timeout=True) as consumer_side,
+            connected(broker_url) as producer_side,
+        ):
+            consumer_side.transport.register_with_event_loop(consumer_side.connection, hub)
+            channel = consumer_side.default_channel
+            producer = Producer(producer_side.default_channel, serializer="json")
+            turns = Turns(hub, consumer_side)
+
+            def heard(number: int) -> None:
+                def sent_and_heard() -> bool:
+                    producer.publish(
+                        {"n": number}, exchange=broadcast.exchange, declare=[broadcast.exchange]
+                    )
+                    return number in received
+
+                turns.until(sent_and_heard, f"broadcast {number}")
+
+            with Consumer(
+                channel,
+                queues=[broadcast],
+                callbacks=[lambda body, message: received.append(body["n"])],
+                accept=["json"],
+            ):
+                turns.until(lambda: subscribed(broker_redis, channel), "the subscription")
+                heard(1)
+                before = channel.subclient.connection._sock
+                entry = client_entry(broker_redis, before)
+                assert entry is not None
+                broker_redis.execute_command("CLIENT", "KILL", "ID", entry["id"])
+                heard(2)
+                assert channel.subclient.connection._sock is not before
+                assert turns.dropped >= 1  # the loop saw the loss
+    finally:
+        hub.close()
+
+
 def test_a_transport_registered_again_leaves_one_tick_on_the_loop(broker_url: str) -> None:
     hub = Hub()
     try:
