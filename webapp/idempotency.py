@@ -40,14 +40,6 @@ class Claim:
         return time.time() - self.claimed_at < IN_FLIGHT_S
 
 
-def claim(
-    client: redis.Redis, redis_key: str, body_fingerprint: str, new_id: str, id_field: str
-) -> str | None:
-    """Claim ``redis_key`` for ``new_id``; return the first claimant's id if it was taken."""
-    first = claim_first(client, redis_key, body_fingerprint, new_id, id_field)
-    return None if first is None else first.id
-
-
 def claim_first(
     client: redis.Redis, redis_key: str, body_fingerprint: str, new_id: str, id_field: str
 ) -> Claim | None:

@@ -54,7 +54,6 @@ main process's CPU per task.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from queue import Empty
@@ -102,10 +101,6 @@ class Poller(kombu_redis.MultiChannelPoller):
             channel, kind = found
             if kind == "BRPOP" and channel.fetch_in_flight():
                 return channel.handlers[kind]()
-            if kind == "LISTEN" and self._stale_listen_socket(channel) is not None:
-                # Not the subscriber's socket any more (see _register_LISTEN): a read
-                # would wait on the subscriber's new socket, which may hold nothing.
-                return None
         return super().on_readable(fileno)
 
     def _register_LISTEN(self, channel: Any) -> None:  # noqa: N802 (kombu's name)
@@ -113,36 +108,11 @@ class Poller(kombu_redis.MultiChannelPoller):
         # subscriber inside the read and reads again, blocking with no timeout on a
         # socket that kombu never registered: a relay worker hung so after a
         # failover. Without them the read raises, and kombu and Celery reconnect the
-        # subscriber as they reconnect any lost connection. A socket replaced anyway
-        # (redis-py also reconnects on a server's maintenance notice) is registered
-        # again here, each turn, instead of leaving the poller on a dead descriptor.
-        stale = self._stale_listen_socket(channel)
-        if stale is not None:
-            self._forget_listen_socket(channel, stale)
+        # subscriber as they reconnect any lost connection.
         super()._register_LISTEN(channel)
         connection = channel.subclient.connection
         if connection is not None and connection.retry.get_retries():
             connection.retry = Retry(NoBackoff(), 0)
-
-    def _stale_listen_socket(self, channel: Any) -> Any:
-        """The registered subscriber socket, if the subscriber has since replaced it."""
-        client = channel.subclient
-        registered = self._chan_to_sock.get((channel, client, "LISTEN"))
-        connection = getattr(client, "connection", None)
-        current = None if connection is None else connection._sock
-        if registered is None or current is None or registered is current:
-            return None
-        return registered
-
-    def _forget_listen_socket(self, channel: Any, stale: Any) -> None:
-        del self._chan_to_sock[(channel, channel.subclient, "LISTEN")]
-        for fileno, owner in list(self._fd_to_chan.items()):
-            if owner == (channel, "LISTEN"):
-                del self._fd_to_chan[fileno]
-        # Closed, its descriptor has left the kernel's poller already (or is another
-        # socket's now, which kombu's poller would not unregister by this object).
-        with contextlib.suppress(OSError, ValueError):
-            self.poller.unregister(stale)
 
     def _pause_brpop(self, channel: Any, fileno: int) -> None:
         if not channel.fetch_in_flight():
