@@ -220,6 +220,42 @@ def test_pages_go_older_and_back_without_skipping_or_repeating_a_task(
     expect(page.get_by_role("button", name="Newer tasks")).to_be_disabled()
 
 
+def test_a_row_that_arrives_live_while_the_first_page_read_is_on_its_way_stays(
+    page: Page, api: httpx.Client
+) -> None:
+    # The page's first read of the list is answered by the server at once but handed
+    # to the page only after a task submitted meanwhile has arrived on the stream:
+    # the answer cannot hold that task, and the row must not vanish with it.
+    held: list[tuple[Any, Any]] = []
+
+    def hold_first_read(route: Any) -> None:
+        if held:
+            route.continue_()
+            return
+        held.append((route, route.fetch()))
+
+    page.route(re.compile(r"/api/tasks\?"), hold_first_read)
+    page.reload()
+    expect(page.locator("#live-status")).to_have_text(re.compile("^Live"))
+    deadline = time.monotonic() + 10
+    while not held:
+        assert time.monotonic() < deadline, "the page never read its first page"
+        page.wait_for_timeout(20)
+    expect(page.locator("#task-table")).to_have_attribute("aria-busy", "true")
+
+    task_id = submit(api, {"task": "noop"})
+    row = page.locator(f'tr.task-row[data-task-id="{task_id}"]')
+    expect(row).to_be_visible()
+    route, answer = held[0]
+    assert task_id not in answer.text(), "the held answer was read after the submission"
+    route.fulfill(response=answer)
+    expect(page.locator("#task-table")).to_have_attribute("aria-busy", "false")
+    # The answer was applied in the same turn that marked the table not busy.
+    assert shown_ids(page)[0] == task_id, shown_ids(page)[:3]
+    expect(row.locator('a[data-field="link"]')).to_have_count(1)
+    page.unroute(re.compile(r"/api/tasks\?"))
+
+
 def test_a_task_that_retried_then_succeeded_shows_each_state_in_its_timeline(
     page: Page, api: httpx.Client
 ) -> None:

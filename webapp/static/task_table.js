@@ -218,6 +218,9 @@
     var now = Date.now();
     for (var i = shown.length - 1; i >= 0; i--) {
       var entry = shown[i];
+      // Remembered so that a page read already on its way, which cannot hold this
+      // task, keeps the row rather than drop it (see rowsNewerThanRead).
+      entry.addedDuringRead = loadSeq;
       entry.cells = buildRow(entry.doc);
       drawRow(entry, now);
       fragment.appendChild(entry.cells.tr);
@@ -465,12 +468,30 @@
         if (!known.has(doc.id)) known.set(doc.id, doc.state);
       });
       view.next = answer.body.next_cursor || null;
-      if (view.page === 1) shifted = false;
-      showRows(docs);
+      var newer = view.page === 1 ? rowsNewerThanRead(seq, docs) : [];
+      if (view.page === 1) shifted = newer.length > 0;
+      showRows(newer.concat(docs).slice(0, PAGE_SIZE));
       setCounts(answer.body.counts);
       drawPager();
       t.setText(status, quiet ? status.textContent.replace(/^Loading…$/, "") : "");
     });
+  }
+
+  // The live rows added while read number seq was on its way and missing from its
+  // answer, newest first: the read was served before their tasks were submitted,
+  // and their first event has passed, so nothing else would bring them back.
+  function rowsNewerThanRead(seq, docs) {
+    var inAnswer = new Set(
+      docs.map(function (doc) {
+        return doc.id;
+      })
+    );
+    var newer = [];
+    Array.prototype.forEach.call(tbody.children, function (tr) {
+      var entry = rows.get(tr.dataset.taskId);
+      if (entry && entry.addedDuringRead >= seq && !inAnswer.has(entry.doc.id)) newer.push(entry.doc);
+    });
+    return newer;
   }
 
   function drawPager() {
