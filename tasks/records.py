@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from tasks import defaults, keys, metrics, task_index
-from tasks.celery_ext.result_backend import GUARDED_SET_FUNCTION
+from tasks.celery_ext.result_backend import GUARDED_SET_FUNCTION, Command
 from tasks.scripts import Script
 from tasks.text import as_text
 
@@ -36,15 +36,19 @@ _FROM_CELERY = {"PENDING": QUEUED, "RECEIVED": QUEUED}
 
 # A worker's start of a task, in one call. KEYS: 1 the record, 2 the revoked set, 3 the
 # delayed tasks' set, 4 the result key (unused without a STARTED meta). ARGV: 1 started
-# at, 2 worker, 3 the deliveries field of this attempt, 4 the record's TTL, 5 the task
-# id, 6 the STARTED meta ('' for none), 7 its TTL, 8 the index step (JSON; '' for none).
-# Returns {deliveries of this attempt, 1 if revoked else 0}.
+# at, 2 worker, 3 the deliveries field of this attempt ('' when the fetch counted the
+# delivery already), 4 the record's TTL, 5 the task id, 6 the STARTED meta ('' for
+# none), 7 its TTL, 8 the index step (JSON; '' for none).
+# Returns {deliveries of this attempt (0 when not counted), 1 if revoked else 0}.
 _START = Script(
     task_index.LUA_STEPS
     + GUARDED_SET_FUNCTION
     + """
 redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[2])
-local deliveries = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+local deliveries = 0
+if ARGV[3] ~= '' then
+    deliveries = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 local revoked = redis.call('ZSCORE', KEYS[2], ARGV[5])
 -- A started countdown/eta task no longer counts against the cap (tasks/delayed.py).
@@ -128,17 +132,23 @@ def mark_started(
     started_meta: StartedMeta | None = None,
     *,
     name: str | None = None,
+    count_delivery: bool = True,
+    started_at: datetime | None = None,
 ) -> Start:
     """Record that a worker started the task (and its STARTED state), in one round trip.
 
     With its public ``name``, the task also moves to STARTED in the indexes: with
-    the STARTED meta, so only if that was stored (never over SUCCESS).
+    the STARTED meta, so only if that was stored (never over SUCCESS). Without
+    ``count_delivery`` (the fetch counted it) the delivery is not counted again.
     """
+    started_at = started_at or datetime.now(UTC)
     index_step = (
         ""
         if name is None
         else json.dumps(
-            task_index.moved_command(task_id, name, STARTED, retries=attempt, worker=worker)
+            task_index.moved_command(
+                task_id, name, STARTED, retries=attempt, worker=worker, at=started_at
+            )
         )
     )
     meta = started_meta or StartedMeta(key="", encoded="", ttl_s=0)
@@ -150,9 +160,9 @@ def mark_started(
             keys.REVOKED,
             keys.DELAYED_TASKS,
             meta.key or keys.task_record(task_id),
-            utc_now_iso(),
+            started_at.isoformat(),
             worker,
-            f"deliveries:{attempt}",
+            deliveries_field(attempt) if count_delivery else "",
             defaults.TASK_RECORD_TTL_S,
             task_id,
             meta.encoded,
@@ -161,6 +171,42 @@ def mark_started(
         )
         [(deliveries, revoked)] = pipe.execute()
     return Start(revoked=bool(revoked), deliveries=int(deliveries))
+
+
+def deliveries_field(attempt: int) -> str:
+    """The record's count of an attempt's deliveries (also fetch.lua's)."""
+    return f"deliveries:{attempt}"
+
+
+def started_commands(
+    task_id: str, worker: str, attempt: int, started_at: datetime, *, name: str
+) -> list[Command]:
+    """A start already checked at the fetch, written with the first state stored after it.
+
+    What mark_started writes but the delivery count, the revoke check and the
+    STARTED meta: the state stored with it replaces that meta anyway.
+    """
+    return [
+        ["HSET", keys.task_record(task_id), "started_at", started_at.isoformat(), "worker", worker],
+        ["EXPIRE", keys.task_record(task_id), str(defaults.TASK_RECORD_TTL_S)],
+        task_index.moved_command(
+            task_id, name, STARTED, retries=attempt, worker=worker, at=started_at
+        ),
+    ]
+
+
+def may_be_running(state: str, record: dict[str, str]) -> bool:
+    """Whether a worker may be running the task now: a revoke should then terminate it.
+
+    A task a fetch took reads QUEUED for its first moments of running
+    (tasks/celery_ext/deferred_start.py), but its delivery is counted already.
+    """
+    if state in (STARTED, PROGRESS, RETRY):
+        return True
+    return state == QUEUED and any(
+        field.startswith("deliveries:") and value not in ("", "0")
+        for field, value in record.items()
+    )
 
 
 def finished_command(task_id: str, state: str) -> list[str]:

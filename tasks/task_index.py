@@ -185,9 +185,13 @@ def moved_command(
     error: dict[str, str] | None = None,
     progress: dict[str, Any] | None = None,
     run_s: float | None = None,
+    at: datetime | None = None,
 ) -> Command:
-    """The "moved" step: the task is now in ``state`` (its run time, when it ended)."""
-    now = datetime.now(UTC)
+    """The "moved" step: the task is now in ``state`` (its run time, when it ended).
+
+    ``at``: when it moved, if not now (a start written with the state that follows it).
+    """
+    now = at or datetime.now(UTC)
     entry, event = _entry_and_event(
         task_id,
         name,

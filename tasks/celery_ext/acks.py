@@ -31,6 +31,8 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
+from tasks.celery_ext import start_check
+
 logger = logging.getLogger(__name__)
 
 
@@ -107,6 +109,18 @@ class BatchedAckQoS(kombu_redis.QoS):
             pipe.hdel(self.unacked_key, *delivery_tags)
             pipe.execute()
 
+    def _take_back_deliveries(self) -> None:
+        """The held messages go back unrun by a live worker: their fetch counted no
+        delivery that killed a worker (tasks/celery_ext/start_check.py)."""
+        commands = start_check.handed_back(self._delivered.values())
+        if not commands:
+            return
+        with self.channel.conn_or_acquire() as client:
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            pipe.execute()
+
     def restore_unacked(self, client: Any = None) -> None:
         """Put the held messages back on their queues, or leave them in their records.
 
@@ -120,6 +134,7 @@ class BatchedAckQoS(kombu_redis.QoS):
         try:
             self.flush_acks()
             self._flush()
+            self._take_back_deliveries()
             super().restore_unacked(client)
         except self.channel.connection_errors as exc:
             held = len(self._delivered)

@@ -10,11 +10,24 @@
 -- ARGV[2]              how many messages to take at most (at least 1)
 -- ARGV[3]              Q, the number of queues
 -- ARGV[4]              the wake key's member
--- ARGV[5 ..]           delivery tags of acknowledged messages: their records go first
+-- ARGV[5]              the task records' key prefix, '' for no start checks (below)
+-- ARGV[6]              the durable revoke set (sorted set of task ids)
+-- ARGV[7 ..]           delivery tags of acknowledged messages: their records go first
 --
--- Returns {more, queue number, message, queue number, message, ...}. more is 1 when a
--- list still holds messages; the wake key of its queue is then set again, so that the
--- next blocked consumer wakes up and takes them; the wake key of an empty queue goes.
+-- Returns {more, queue number, message, start check, queue number, message, start
+-- check, ...}. more is 1 when a list still holds messages; the wake key of its queue
+-- is then set again, so that the next blocked consumer wakes up and takes them; the
+-- wake key of an empty queue goes.
+--
+-- The start check of a task due now whose record exists (tasks/records.py) is what
+-- its worker would otherwise ask Redis for before it runs the task: the delivery is
+-- counted against its attempt in the record, and the revoke set is read. It is
+-- "deliveries:revoked:attempt:task id" (revoked 1 or 0; the last two name what was
+-- checked, so that a copy of the header in a later message, a retry's, says nothing
+-- about that one), '' for a message without one: a task with a
+-- countdown or eta, which may be held and handed back many times before it starts,
+-- a task without a record, or a message that is not a task. The record and revoke
+-- keys are named in ARGV, not KEYS: taskrelay runs on one Redis, never a cluster.
 --
 -- The records are written exactly as kombu's QoS.append writes them, so kombu's
 -- restore_visible, restore_by_tag and the lease renewal work on them unchanged. A
@@ -26,12 +39,13 @@ local now = ARGV[1]
 local limit = tonumber(ARGV[2])
 local queues = tonumber(ARGV[3])
 local wake_member = ARGV[4]
+local record_prefix, revoked_set = ARGV[5], ARGV[6]
 local first_list = 3 + queues
 local steps = (#KEYS - first_list + 1) / queues
 
 -- unpack() has a stack limit; acknowledgements go in slices of this many.
 local ACK_SLICE = 1000
-for first = 5, #ARGV, ACK_SLICE do
+for first = 7, #ARGV, ACK_SLICE do
   local last = math.min(first + ACK_SLICE - 1, #ARGV)
   redis.call('ZREM', index, unpack(ARGV, first, last))
   redis.call('HDEL', unacked, unpack(ARGV, first, last))
@@ -41,14 +55,34 @@ local reply = {0}
 local records, scores = {}, {}
 local taken = 0
 
+local function start_check(decoded)
+  local headers = decoded['headers']
+  if record_prefix == '' or type(headers) ~= 'table' or type(headers['id']) ~= 'string' then
+    return ''
+  end
+  -- cjson reads JSON null as cjson.null, not nil.
+  if headers['eta'] ~= nil and headers['eta'] ~= cjson.null then
+    return ''
+  end
+  local record_key = record_prefix .. headers['id']
+  if redis.call('EXISTS', record_key) == 0 then
+    return ''
+  end
+  local attempt = tonumber(headers['retries']) or 0
+  local deliveries = redis.call('HINCRBY', record_key, 'deliveries:' .. attempt, 1)
+  local revoked = redis.call('ZSCORE', revoked_set, headers['id']) and 1 or 0
+  return deliveries .. ':' .. revoked .. ':' .. attempt .. ':' .. headers['id']
+end
+
+-- Files the message as in flight; returns its start check.
 local function record(message)
   local ok, decoded = pcall(cjson.decode, message)
   if not ok or type(decoded) ~= 'table' then
-    return
+    return ''
   end
   local properties = decoded['properties']
   if type(properties) ~= 'table' or type(properties['delivery_tag']) ~= 'string' then
-    return
+    return ''
   end
   local info = properties['delivery_info']
   local exchange, routing_key = nil, nil
@@ -62,13 +96,14 @@ local function record(message)
     .. cjson.encode(routing_key) .. ']'
   scores[#scores + 1] = now
   scores[#scores + 1] = tag
+  return start_check(decoded)
 end
 
 local function take(queue, message)
   taken = taken + 1
   reply[#reply + 1] = queue
   reply[#reply + 1] = message
-  record(message)
+  reply[#reply + 1] = record(message)
 end
 
 local function list_of(queue, step)

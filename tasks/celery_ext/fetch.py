@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from tasks import keys as keys_module
 from tasks.text import as_text
 
 # The wake key of a queue sits beside its priority lists (kombu names them
@@ -54,31 +55,44 @@ def fetch_call(
     now: float,
     limit: int,
     acks: Sequence[str],
+    start_checks: bool = True,
 ) -> FetchCall:
     """The keys and arguments of fetch.lua, in the layout it documents.
 
     ``lists_by_step`` holds, for each priority step in kombu's order, the list of
-    every queue (in ``queues`` order) at that step.
+    every queue (in ``queues`` order) at that step. With ``start_checks`` the script
+    also makes the start check of each task it takes (see StartCheck).
     """
     lists = [name for step in lists_by_step for name in step]
     keys = (unacked_key, unacked_index_key, *wake_keys, *lists)
+    record_prefix = keys_module.task_record("") if start_checks else ""
     args: tuple[str | int | float, ...] = (repr(now), max(limit, 1), len(queues), WAKE_MEMBER)
-    args += tuple(acks)
+    args += (record_prefix, keys_module.REVOKED, *acks)
     return FetchCall(tuple(queues), tuple(acks), keys, args)
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    queue: str
+    raw: str
+    # fetch.lua's start check: "deliveries:revoked", or '' for none.
+    start_check: str
 
 
 @dataclass(frozen=True)
 class FetchReply:
     # True when a queue still held messages after this fetch.
     more: bool
-    # (queue, raw message) in the order they were taken.
-    messages: list[tuple[str, str]]
+    # In the order they were taken.
+    messages: list[FetchedMessage]
 
 
 def parse_reply(call: FetchCall, reply: Sequence[object]) -> FetchReply:
     items = list(reply)
     messages = [
-        (call.queues[int(str(items[i])) - 1], as_text(items[i + 1]))
-        for i in range(1, len(items), 2)
+        FetchedMessage(
+            call.queues[int(str(items[i])) - 1], as_text(items[i + 1]), as_text(items[i + 2])
+        )
+        for i in range(1, len(items), 3)
     ]
     return FetchReply(more=int(str(items[0])) == 1, messages=messages)

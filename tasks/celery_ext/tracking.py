@@ -1,12 +1,16 @@
 """The base class of taskrelay's tasks: start record, durable revoke, poison
 detection, dead letters and metrics, each in a round trip the task makes anyway:
-the start in one pipeline, the end in the script that stores the final state."""
+the revoke and poison checks in the fetch that took the message (or, where it made
+none, a start script of their own), the start record with the first state stored
+after it (tasks/celery_ext/deferred_start.py), the end in the script that stores
+the final state."""
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
@@ -14,6 +18,7 @@ from celery import Task, states
 from celery.exceptions import Ignore
 
 from tasks import deadletters, delayed, metrics, records, task_index
+from tasks.celery_ext import deferred_start, start_check
 from tasks.celery_ext.result_backend import Command, GuardedRedisBackend
 from tasks.connections import shared_client
 from tasks.errors import PoisonTaskError
@@ -41,40 +46,81 @@ class TrackedTask(Task):  # type: ignore[misc]
     abstract = True
 
     def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.request.taskrelay_started_at = time.monotonic()
-        hostname = self.request.hostname or ""
-        start = records.mark_started(
-            self._redis(),
-            task_id,
-            hostname,
-            self.request.retries,
-            self._started_meta(task_id, hostname),
-            name=public_name(self.name),
-        )
+        request = self.request
+        request.taskrelay_started_at = time.monotonic()
+        started_at = datetime.now(UTC)
+        checked = start_check.of_request(request)
+        deferred = checked is not None and isinstance(self.backend, GuardedRedisBackend)
+        if deferred and checked is not None:
+            start = records.Start(revoked=checked.revoked, deliveries=checked.deliveries)
+        else:
+            start = self._write_start(task_id, request, started_at, count_delivery=checked is None)
+            if checked is not None:
+                start = records.Start(
+                    revoked=start.revoked or checked.revoked, deliveries=checked.deliveries
+                )
         # Celery's own revoke list lives in worker memory and is gone when every
         # worker restarts; the Redis set survives, so a revoke is durable.
         if start.revoked:
-            self.backend.mark_as_revoked(task_id, "revoked", request=self.request)
-            workflow_hooks.step_ended(self.app, self.request, states.REVOKED)
+            self.backend.mark_as_revoked(task_id, "revoked", request=request)
+            workflow_hooks.step_ended(self.app, request, states.REVOKED)
             raise Ignore()
         if start.deliveries > MAX_DELIVERIES_PER_ATTEMPT:
             self._bury_poison(task_id, args, kwargs, start.deliveries - 1)
+        if deferred:
+            pending = deferred_start.PendingStart(
+                partial(self._write_start, task_id, request, started_at, count_delivery=False)
+            )
+            request.taskrelay_pending_start = (pending, started_at)
+            deferred_start.defer(pending)
 
-    def _started_meta(self, task_id: str, hostname: str) -> records.StartedMeta | None:
+    def _write_start(
+        self, task_id: str, request: Any, started_at: datetime, *, count_delivery: bool
+    ) -> records.Start:
+        """The start record and STARTED, alone, in one round trip (any thread)."""
+        hostname = request.hostname or ""
+        return records.mark_started(
+            self._redis(),
+            task_id,
+            hostname,
+            request.retries,
+            self._started_meta(task_id, hostname, request),
+            name=public_name(self.name),
+            count_delivery=count_delivery,
+            started_at=started_at,
+        )
+
+    def _started_meta(
+        self, task_id: str, hostname: str, request: Any
+    ) -> records.StartedMeta | None:
         """STARTED, stored with the start record (celeryconfig turns Celery's own off).
 
         On another result backend STARTED is stored the usual way, on its own.
         """
         state_meta = {"pid": os.getpid(), "hostname": hostname}
         if not isinstance(self.backend, GuardedRedisBackend):
-            self.backend.store_result(task_id, state_meta, states.STARTED, request=self.request)
+            self.backend.store_result(task_id, state_meta, states.STARTED, request=request)
             return None
         return records.StartedMeta(
             key=self.backend.get_key_for_task(task_id),
-            encoded=self.backend.encoded_meta(
-                task_id, state_meta, states.STARTED, request=self.request
-            ),
+            encoded=self.backend.encoded_meta(task_id, state_meta, states.STARTED, request=request),
             ttl_s=self.backend.ttl_for(states.STARTED),
+        )
+
+    def _claim_deferred_start(self, task_id: str, request: Any) -> list[Command]:
+        """The start record, if it is still to be written: then with the caller's state."""
+        pending_start = getattr(request, "taskrelay_pending_start", None)
+        if pending_start is None:
+            return []
+        pending, started_at = pending_start
+        if not pending.claim():
+            return []
+        return records.started_commands(
+            task_id,
+            getattr(request, "hostname", None) or "",
+            int(getattr(request, "retries", 0) or 0),
+            started_at,
+            name=public_name(self.name),
         )
 
     def retry(
@@ -128,7 +174,8 @@ class TrackedTask(Task):  # type: ignore[misc]
         its metrics and, for FAILURE, its dead letter go in the script that stores
         the state: one round trip, and never a FAILURE without its dead letter.
         """
-        moved = self._index_commands(task_id, state, result, request)
+        moved = self._claim_deferred_start(task_id, request)
+        moved += self._index_commands(task_id, state, result, request)
         commands = self._ending_commands(task_id, state, request)
         if not commands:
             return moved
@@ -173,11 +220,12 @@ class TrackedTask(Task):  # type: ignore[misc]
         kwargs: dict[str, Any],
         einfo: ExceptionInfo | None,
     ) -> None:
+        # A start no stored state took (results not stored, say) is written now.
+        commands = self._claim_deferred_start(task_id, self.request)
         if not _ending_stored(self.request):
-            self._write(
-                self._ending_commands(task_id, status, self.request)
-                + workflow_hooks.commands_with_state(self.request, status, retval)
-            )
+            commands += self._ending_commands(task_id, status, self.request)
+            commands += workflow_hooks.commands_with_state(self.request, status, retval)
+        self._write(commands)
         # A workflow step settles its workflow and sends the steps it made ready.
         workflow_hooks.step_ended(self.app, self.request, status)
 

@@ -67,7 +67,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from tasks.celery_ext import atomic_publish, fetch
+from tasks.celery_ext import atomic_publish, fetch, start_check
 from tasks.celery_ext.acks import BatchedAckQoS
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,12 @@ class Channel(kombu_redis.Channel):
         return bool(self._in_poll) and self._in_flight is _WAIT
 
     def _fetch_call(
-        self, queues: list[str], acks: list[str], limit: int | None = None
+        self,
+        queues: list[str],
+        acks: list[str],
+        limit: int | None = None,
+        *,
+        start_checks: bool = True,
     ) -> fetch.FetchCall:
         """A fetch of up to ``limit`` messages, by default the free prefetch window."""
         if limit is None:
@@ -237,6 +242,7 @@ class Channel(kombu_redis.Channel):
             now=time(),
             limit=limit,
             acks=acks,
+            start_checks=start_checks,
         )
 
     def _brpop_start(self, timeout: float | None = None) -> None:
@@ -310,27 +316,28 @@ class Channel(kombu_redis.Channel):
         if isinstance(in_flight, fetch.FetchCall) and in_flight.acks:
             self.qos.give_back_acks(list(in_flight.acks))
 
-    def _deliver_fetched(self, messages: list[tuple[str, str]]) -> None:
+    def _deliver_fetched(self, messages: list[fetch.FetchedMessage]) -> None:
         """Hand every fetched message over, even if one handler raises: each is recorded
         and must reach kombu's list of deliveries, to be acked or handed back."""
         error: BaseException | None = None
-        for queue, raw in messages:
+        for message in messages:
             # The script took them in kombu's round-robin order; the cycle follows.
-            self._queue_cycle.rotate(queue)
+            self._queue_cycle.rotate(message.queue)
             try:
-                self._deliver_one(queue, raw)
+                self._deliver_one(message.queue, message.raw, message.start_check)
             except Exception as exc:
                 error = error or exc
         if error is not None:
             raise error
 
-    def _deliver_one(self, queue: str, raw: str) -> None:
+    def _deliver_one(self, queue: str, raw: str, check: str = "") -> None:
         try:
             payload = loads(raw)
             tag = payload["properties"]["delivery_tag"]
         except (TypeError, ValueError, KeyError):
             logger.critical("dropped a message from %r that is not kombu's: %.4096r", queue, raw)
             return
+        start_check.add_to_payload(payload, check)
         with self.qos.delivering_recorded():
             self.connection._deliver(payload, queue)
         if queue in self._no_ack_queues:
@@ -338,14 +345,15 @@ class Channel(kombu_redis.Channel):
 
     def _get(self, queue: str, timeout: float | None = None) -> Any:
         """One message for ``basic_get``, moved into the in-flight records by the script."""
-        call = self._fetch_call([queue], acks=[], limit=1)
+        # No start check: a message got so is not run by a worker that checks it.
+        call = self._fetch_call([queue], acks=[], limit=1, start_checks=False)
         with self.conn_or_acquire() as client:
             reply = self._fetch_script(keys=call.keys, args=call.args, client=client)
             self._maybe_update_queues_expire(client, queue)
         got = fetch.parse_reply(call, reply)
         if not got.messages:
             raise Empty()
-        return loads(got.messages[0][1])
+        return loads(got.messages[0].raw)
 
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
         try:

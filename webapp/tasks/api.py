@@ -65,7 +65,8 @@ def revoke_task(task_id: str) -> Response:
     svc = services()
     records.revoke(svc.redis, task_id, name=doc["task"])
     # Live workers drop it at once; the durable mark stops any worker started later.
-    running = doc["state"] in (records.STARTED, records.PROGRESS)
+    [(record, _)] = records.read_raw(svc.redis, svc.results, [task_id])
+    running = doc["state"] != records.RETRY and records.may_be_running(doc["state"], record)
     svc.celery.control.revoke(task_id, terminate=running, signal="SIGTERM")
     svc.celery.backend.mark_as_revoked(task_id, "revoked on request")
     response = jsonify(_load_or_404(task_id))

@@ -95,8 +95,9 @@ def _stop(task_ids: list[str]) -> None:
     running = [
         task_id
         for task_id, (record, raw_meta) in zip(task_ids, docs, strict=True)
-        if records.document(task_id, record, records.parse_meta(raw_meta))["state"]
-        in (records.STARTED, records.PROGRESS, records.RETRY)
+        if records.may_be_running(
+            records.document(task_id, record, records.parse_meta(raw_meta))["state"], record
+        )
     ]
     waiting = [task_id for task_id in task_ids if task_id not in running]
     if running:
