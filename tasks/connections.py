@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -191,3 +192,13 @@ def _sentinel_client(
 def shared_client(url: str) -> redis.Redis:
     """The process-wide client for a URL; redis-py resets its pool after a fork."""
     return make_client(url)
+
+
+def run_pipelined(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> None:
+    """Send Redis commands (each a list of words) in one round trip, without MULTI."""
+    if not commands:
+        return
+    with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        pipe.execute()

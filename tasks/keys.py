@@ -46,6 +46,14 @@ def task_record(task_id: str) -> str:
     return f"{PREFIX}task:{task_id}"
 
 
+# A task record's count of one attempt's deliveries (fetch.lua writes it too).
+DELIVERIES_FIELD_PREFIX = "deliveries:"
+
+
+def deliveries_field(attempt: int) -> str:
+    return f"{DELIVERIES_FIELD_PREFIX}{attempt}"
+
+
 def task_name_index(name: str) -> str:
     return TASK_NAME_INDEX_PREFIX + name
 

@@ -162,7 +162,7 @@ def mark_started(
             meta.key or keys.task_record(task_id),
             started_at.isoformat(),
             worker,
-            deliveries_field(attempt) if count_delivery else "",
+            keys.deliveries_field(attempt) if count_delivery else "",
             defaults.TASK_RECORD_TTL_S,
             task_id,
             meta.encoded,
@@ -171,11 +171,6 @@ def mark_started(
         )
         [(deliveries, revoked)] = pipe.execute()
     return Start(revoked=bool(revoked), deliveries=int(deliveries))
-
-
-def deliveries_field(attempt: int) -> str:
-    """The record's count of an attempt's deliveries (also fetch.lua's)."""
-    return f"deliveries:{attempt}"
 
 
 def started_commands(
@@ -204,7 +199,7 @@ def may_be_running(state: str, record: dict[str, str]) -> bool:
     if state in (STARTED, PROGRESS, RETRY):
         return True
     return state == QUEUED and any(
-        field.startswith("deliveries:") and value not in ("", "0")
+        field.startswith(keys.DELIVERIES_FIELD_PREFIX) and value not in ("", "0")
         for field, value in record.items()
     )
 

@@ -32,6 +32,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
 from tasks.celery_ext import start_check
+from tasks.connections import run_pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +114,9 @@ class BatchedAckQoS(kombu_redis.QoS):
         """The held messages go back unrun by a live worker: their fetch counted no
         delivery that killed a worker (tasks/celery_ext/start_check.py)."""
         commands = start_check.handed_back(self._delivered.values())
-        if not commands:
-            return
-        with self.channel.conn_or_acquire() as client:
-            pipe = client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            pipe.execute()
+        if commands:
+            with self.channel.conn_or_acquire() as client:
+                run_pipelined(client, commands)
 
     def restore_unacked(self, client: Any = None) -> None:
         """Put the held messages back on their queues, or leave them in their records.

@@ -98,19 +98,20 @@ class _Writer:
 
     def _run(self) -> None:
         while (pending := self._next_due()) is not None:
-            try:
-                pending.write_alone_unless_claimed()
-            except Exception:
-                # The state that follows is still stored; only STARTED is missing.
-                logger.warning("could not write a task's start record", exc_info=True)
+            _write(pending)
         # Stopping: what a running task has not claimed is written now, not lost.
         with self._wake:
             left, self._due = list(self._due), deque()
         for pending in left:
-            try:
-                pending.write_alone_unless_claimed()
-            except Exception:
-                logger.warning("could not write a task's start record", exc_info=True)
+            _write(pending)
+
+
+def _write(pending: PendingStart) -> None:
+    try:
+        pending.write_alone_unless_claimed()
+    except Exception:
+        # The state that follows is still stored; only STARTED is missing.
+        logger.warning("could not write a task's start record", exc_info=True)
 
 
 _writer: _Writer | None = None

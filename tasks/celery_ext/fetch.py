@@ -75,7 +75,7 @@ def fetch_call(
 class FetchedMessage:
     queue: str
     raw: str
-    # fetch.lua's start check: "deliveries:revoked", or '' for none.
+    # fetch.lua's start check (tasks/celery_ext/start_check.py), or '' for none.
     start_check: str
 
 

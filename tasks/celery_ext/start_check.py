@@ -85,5 +85,7 @@ def handed_back(messages: Any) -> list[Command]:
             continue
         if parse(headers.get(HEADER), task_id, attempt) is None:
             continue
-        commands.append(["HINCRBY", keys.task_record(task_id), f"deliveries:{attempt}", "-1"])
+        commands.append(
+            ["HINCRBY", keys.task_record(task_id), keys.deliveries_field(attempt), "-1"]
+        )
     return commands

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -20,7 +21,7 @@ from celery.exceptions import Ignore
 from tasks import deadletters, delayed, metrics, records, task_index
 from tasks.celery_ext import deferred_start, start_check
 from tasks.celery_ext.result_backend import Command, GuardedRedisBackend
-from tasks.connections import shared_client
+from tasks.connections import run_pipelined, shared_client
 from tasks.errors import PoisonTaskError
 from tasks.names import public_name
 from tasks.workflows import hooks as workflow_hooks
@@ -50,15 +51,15 @@ class TrackedTask(Task):  # type: ignore[misc]
         request.taskrelay_started_at = time.monotonic()
         started_at = datetime.now(UTC)
         checked = start_check.of_request(request)
+        # Deferred: the fetch checked the task, and its record goes with its next state.
         deferred = checked is not None and isinstance(self.backend, GuardedRedisBackend)
-        if deferred and checked is not None:
-            start = records.Start(revoked=checked.revoked, deliveries=checked.deliveries)
+        if checked is None:
+            start = self._write_start(task_id, request, started_at, count_delivery=True)
         else:
-            start = self._write_start(task_id, request, started_at, count_delivery=checked is None)
-            if checked is not None:
-                start = records.Start(
-                    revoked=start.revoked or checked.revoked, deliveries=checked.deliveries
-                )
+            start = records.Start(revoked=checked.revoked, deliveries=checked.deliveries)
+            if not deferred:  # another result backend: the record and STARTED go now
+                written = self._write_start(task_id, request, started_at, count_delivery=False)
+                start = replace(start, revoked=start.revoked or written.revoked)
         # Celery's own revoke list lives in worker memory and is gone when every
         # worker restarts; the Redis set survives, so a revoke is durable.
         if start.revoked:
@@ -284,12 +285,7 @@ class TrackedTask(Task):  # type: ignore[misc]
         return deadletters.add_commands(task_id, entry)
 
     def _write(self, commands: list[Command]) -> None:
-        if not commands:
-            return
-        with self._redis().pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            pipe.execute()
+        run_pipelined(self._redis(), commands)
 
     def _redis(self) -> Any:
         return shared_client(self.app.conf.taskrelay_redis_url)
