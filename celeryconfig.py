@@ -184,8 +184,20 @@ taskrelay_log_each_task = os.environ.get("TASKRELAY_LOG_EACH_TASK", "0") == "1"
 # Task events go out in batches a few times a second (tasks/celery_ext/event_batching.py).
 worker_consumer = "tasks.celery_ext.event_batching:Consumer"
 
-# Celery's prefork pool without the event-loop registrations of its pipes that change
-# nothing (tasks/celery_ext/pool.py). Celery takes it for `--pool prefork` as well.
-worker_pool = "tasks.celery_ext.pool:TaskPool"
+# The task workers' pool, which Celery takes for `--pool prefork` as well: "inline"
+# runs each task in the worker's own process with a keeper thread beside it
+# (tasks/celery_ext/inline_pool.py); "prefork" hands each to a pool child (Celery's
+# prefork pool without the event-loop registrations that change nothing,
+# tasks/celery_ext/pool.py).
+WORKER_POOLS = {
+    "inline": "tasks.celery_ext.inline_pool:TaskPool",
+    "prefork": "tasks.celery_ext.pool:TaskPool",
+}
+_pool_choice = os.environ.get("TASKRELAY_WORKER_POOL", "").strip() or "prefork"
+if _pool_choice not in WORKER_POOLS:
+    raise ValueError(
+        f"TASKRELAY_WORKER_POOL={_pool_choice!r}: choose one of {', '.join(WORKER_POOLS)}"
+    )
+worker_pool = WORKER_POOLS[_pool_choice]
 
 worker_hijack_root_logger = False

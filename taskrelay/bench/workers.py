@@ -52,7 +52,13 @@ class WorkerSetup:
         return argv
 
     def describe(self) -> str:
-        return f"{self.workers} x {self.pool} x{self.concurrency}"
+        # celeryconfig's worker_pool stands for `--pool prefork` (TASKRELAY_WORKER_POOL).
+        pool = (
+            self.env.get("TASKRELAY_WORKER_POOL", self.pool)
+            if self.pool == "prefork"
+            else self.pool
+        )
+        return f"{self.workers} x {pool} x{self.concurrency}"
 
     def environment(self, root: Path) -> dict[str, str]:
         env = {"TASKRELAY_TASK_EVENTS": "1" if self.events else "0", **self.env}

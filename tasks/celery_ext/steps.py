@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from tasks.celery_ext.inline_pool import KeptHeartbeat
 from tasks.celery_ext.leases import LeaseRenewal
 from tasks.celery_ext.liveness import LivenessBeacon
 from tasks.celery_ext.relay_sweeper import RelaySweeper
@@ -13,3 +14,4 @@ def add_worker_steps(app: Celery) -> None:
     app.steps["worker"].add(RelaySweeper)
     app.steps["consumer"].add(LivenessBeacon)
     app.steps["consumer"].add(LeaseRenewal)
+    app.steps["consumer"].add(KeptHeartbeat)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -30,6 +31,15 @@ def record_run(marker_dir: str, name: str, seconds: float = 0.0) -> int:
     with Path(marker_dir, name).open("a") as marker:
         marker.write(f"{os.getpid()} {time.time()}\n")
     return os.getpid()
+
+
+@http_task()
+def ignore_every_stop(seconds: float) -> None:
+    """Sleep `seconds`, swallowing whatever is raised to stop it, time limits included."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(BaseException):  # the point of this task
+            time.sleep(left)
 
 
 @http_task(bind=True)

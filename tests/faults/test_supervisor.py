@@ -83,7 +83,9 @@ class Up:
         return (self.var_dir / "log" / f"{name}.log").read_text(errors="replace")
 
 
-def start_up(tmp_path: Path, *, flower_port: int | None = None) -> Up:
+def start_up(
+    tmp_path: Path, *, flower_port: int | None = None, env: dict[str, str] | None = None
+) -> Up:
     web_port = free_port()
     flower_port = flower_port or free_port()
     var_dir = tmp_path / "var"
@@ -93,7 +95,7 @@ def start_up(tmp_path: Path, *, flower_port: int | None = None) -> Up:
         "--web-port", str(web_port), "--flower-port", str(flower_port),
         "--redis-port", str(free_port()), "--var-dir", str(var_dir), "--concurrency", "2",
     ]  # fmt: skip
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"} | (env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv,

@@ -1,0 +1,209 @@
+"""The inline pool (tasks/celery_ext/inline_pool.py) on real workers: a task runs in the
+worker's own process, and while it runs the keeper thread renews its lease, keeps the
+worker listed as alive, and ends it at its time limits or on a revoke, as the prefork
+pool's timer and ``terminate`` end a child's task."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+import tests.faults.fault_tasks  # noqa: F401  (registers the fault tasks for HTTP)
+from taskrelay.embedded_redis import EmbeddedRedis
+from taskrelay.processes import Child
+from tasks.celery_ext import liveness
+from tasks.celery_ext.keeper import EXIT_TASK_WOULD_NOT_STOP, KILL_GRACE_S
+from tasks.names import celery_name
+from tasks.queues import TASK_QUEUE
+from tests.faults.helpers import runs, starts, submit, wait_for_state, wait_started
+from tests.support import decoded_client, running_redis, start_worker, stop, wait_until
+from webapp import create_app
+
+# Short leases, renewed every second: a task that outlives several of them while the
+# worker's loop waits shows the keeper renewing them.
+VISIBILITY_TIMEOUT_S = 3
+LONG_TASK_S = 8
+SOFT_TIME_LIMIT_S = 1
+HARD_TIME_LIMIT_S = 1
+# How long the heartbeats are counted while the long task runs.
+HEARTBEAT_WINDOW_S = 5
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    with running_redis(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def client(own_redis: EmbeddedRedis) -> Iterator[FlaskClient]:
+    app = create_app({"TESTING": True, "REDIS_URL": own_redis.url})
+    yield app.test_client()
+    app.extensions["taskrelay"].close()
+
+
+WorkerFactory = Callable[[], Child]
+
+
+@pytest.fixture
+def workers(own_redis: EmbeddedRedis, log_dir: Path) -> Iterator[WorkerFactory]:
+    """Inline task workers that know the fault tasks; every one is stopped at the end."""
+    started: list[Child] = []
+
+    def start() -> Child:
+        child = start_worker(
+            "tasks",
+            own_redis.url,
+            log_dir,
+            concurrency=1,
+            env={
+                "TASKRELAY_WORKER_POOL": "inline",
+                "TASKRELAY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+            },
+            extra_args=["--include", "tests.faults.fault_tasks"],
+        )
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        stop(child)
+
+
+@pytest.fixture
+def markers(tmp_path: Path) -> Path:
+    path = tmp_path / "markers"
+    path.mkdir()
+    return path
+
+
+def worker_pid(worker: Child) -> int:
+    assert worker.process is not None
+    return worker.process.pid
+
+
+def test_a_task_runs_in_the_workers_own_process(
+    client: FlaskClient, workers: WorkerFactory, markers: Path
+) -> None:
+    worker = workers()
+    task_id = submit(client, "record_run", marker_dir=str(markers), name="here")
+    done = wait_for_state(client, task_id, "SUCCESS")
+    assert done["result"] == worker_pid(worker)
+    assert [entry["state"] for entry in done["history"]] == ["QUEUED", "STARTED", "SUCCESS"]
+
+
+def test_a_task_longer_than_its_lease_runs_once_and_its_worker_stays_listed(
+    client: FlaskClient, workers: WorkerFactory, markers: Path, own_redis: EmbeddedRedis
+) -> None:
+    busy = workers()
+    idle = workers()  # restores any message whose lease ran out, to run it again
+    task_id = submit(
+        client, "record_run", marker_dir=str(markers), name="long", seconds=LONG_TASK_S
+    )
+    wait_started(markers, "long")
+    # Well past the visibility timeout, with the busy worker's loop waiting on the task.
+    time.sleep(2 * VISIBILITY_TIMEOUT_S)
+    with decoded_client(own_redis.url) as redis_client:
+        listed = {w["name"]: w for w in liveness.workers(redis_client, time.time())}
+    names = [name for name in listed if name.startswith("tasks-")]
+    assert len(names) == 2 and all(listed[name]["alive"] for name in names), listed
+    # The busy worker's beacon was written while its task ran (by the keeper).
+    assert sorted(listed[name]["running"] for name in names) == [0, 1], listed
+    done = wait_for_state(client, task_id, "SUCCESS", timeout_s=30)
+    assert done["result"] == worker_pid(busy)
+    assert starts(markers, "long") == 1
+    assert runs(markers, "long") == 1
+    assert idle.exit_code() is None
+
+
+def test_a_running_task_revoked_ends_and_its_worker_goes_on(
+    client: FlaskClient, workers: WorkerFactory, markers: Path
+) -> None:
+    worker = workers()
+    task_id = submit(client, "record_run", marker_dir=str(markers), name="revoked", seconds=30)
+    wait_started(markers, "revoked")
+    wait_for_state(client, task_id, "STARTED")
+    started = time.monotonic()
+    assert client.delete(f"/api/tasks/{task_id}").status_code == 202
+
+    next_id = submit(client, "record_run", marker_dir=str(markers), name="next")
+    assert wait_for_state(client, next_id, "SUCCESS")["result"] == worker_pid(worker)
+    assert time.monotonic() - started < 10, "the revoked task was not ended"
+    assert wait_for_state(client, task_id, "REVOKED")["state"] == "REVOKED"
+    assert runs(markers, "revoked") == 0
+    assert starts(markers, "revoked") == 1
+
+
+@pytest.mark.parametrize(
+    ("limits", "error"),
+    [
+        ({"soft_time_limit": SOFT_TIME_LIMIT_S, "time_limit": 30}, "SoftTimeLimitExceeded"),
+        ({"time_limit": HARD_TIME_LIMIT_S}, "TimeLimitExceeded"),
+    ],
+)
+def test_a_task_past_its_time_limit_fails_with_it_in_the_same_process(
+    client: FlaskClient,
+    workers: WorkerFactory,
+    markers: Path,
+    limits: dict[str, float],
+    error: str,
+) -> None:
+    worker = workers()
+    celery = client.application.extensions["taskrelay"].celery
+    sent = celery.send_task(
+        celery_name("record_run"),
+        kwargs={"marker_dir": str(markers), "name": "too-long", "seconds": 30},
+        queue=TASK_QUEUE,
+        **limits,
+    )
+    wait_until(lambda: sent.state == "FAILURE", timeout_s=20, what="the task's FAILURE")
+    assert error in repr(sent.result)
+    assert runs(markers, "too-long") == 0
+    next_id = submit(client, "record_run", marker_dir=str(markers), name="next")
+    assert wait_for_state(client, next_id, "SUCCESS")["result"] == worker_pid(worker)
+
+
+def test_a_task_that_will_not_stop_takes_its_worker_process_down(
+    client: FlaskClient, workers: WorkerFactory
+) -> None:
+    worker = workers()
+    celery = client.application.extensions["taskrelay"].celery
+    celery.send_task(
+        celery_name("ignore_every_stop"),
+        kwargs={"seconds": 60},
+        queue=TASK_QUEUE,
+        time_limit=HARD_TIME_LIMIT_S,
+    )
+    wait_until(
+        lambda: worker.exit_code() is not None,
+        timeout_s=HARD_TIME_LIMIT_S + KILL_GRACE_S + 20,
+        what="the worker to exit",
+    )
+    assert worker.exit_code() == EXIT_TASK_WOULD_NOT_STOP
+
+
+def test_the_worker_keeps_sending_heartbeats_while_a_task_runs(
+    client: FlaskClient, workers: WorkerFactory, markers: Path, own_redis: EmbeddedRedis
+) -> None:
+    workers()
+    with decoded_client(own_redis.url) as redis_client:
+        events = redis_client.pubsub(ignore_subscribe_messages=True)
+        events.psubscribe("*celeryev*")  # Celery's event exchange, as Flower reads it
+        try:
+            submit(client, "record_run", marker_dir=str(markers), name="long", seconds=LONG_TASK_S)
+            wait_started(markers, "long")
+            seen_from = time.monotonic()
+            heartbeats = 0
+            while time.monotonic() - seen_from < HEARTBEAT_WINDOW_S:
+                message = events.get_message(timeout=0.5)
+                if message is not None and "worker.heartbeat" in str(message["data"]):
+                    heartbeats += 1
+            assert runs(markers, "long") == 0, "the task ended before the window closed"
+        finally:
+            events.close()
+    # Celery's default interval is 2 s; Flower counts a worker offline after two.
+    assert heartbeats >= 2
