@@ -6,22 +6,21 @@ pool's timer and ``terminate`` end a child's task."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-import tests.faults.fault_tasks  # noqa: F401  (registers the fault tasks for HTTP)
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
 from tasks.celery_ext import liveness
 from tasks.celery_ext.keeper import EXIT_TASK_WOULD_NOT_STOP, KILL_GRACE_S
 from tasks.names import celery_name
 from tasks.queues import TASK_QUEUE
+from tests.faults.conftest import WorkerFactory
 from tests.faults.helpers import runs, starts, submit, wait_for_state, wait_started
-from tests.support import decoded_client, running_redis, start_worker, stop, wait_until
-from webapp import create_app
+from tests.support import decoded_client, wait_until
 
 # Short leases, renewed every second: a task that outlives several of them while the
 # worker's loop waits shows the keeper renewing them.
@@ -34,51 +33,19 @@ HEARTBEAT_WINDOW_S = 5
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-def client(own_redis: EmbeddedRedis) -> Iterator[FlaskClient]:
-    app = create_app({"TESTING": True, "REDIS_URL": own_redis.url})
-    yield app.test_client()
-    app.extensions["taskrelay"].close()
-
-
-WorkerFactory = Callable[[], Child]
-
-
-@pytest.fixture
-def workers(own_redis: EmbeddedRedis, log_dir: Path) -> Iterator[WorkerFactory]:
-    """Inline task workers that know the fault tasks; every one is stopped at the end."""
-    started: list[Child] = []
+def workers(fault_worker: WorkerFactory) -> Callable[[], Child]:
+    """Inline task workers with short leases that know the fault tasks."""
 
     def start() -> Child:
-        child = start_worker(
-            "tasks",
-            own_redis.url,
-            log_dir,
+        return fault_worker(
             concurrency=1,
             env={
                 "TASKRELAY_WORKER_POOL": "inline",
                 "TASKRELAY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
             },
-            extra_args=["--include", "tests.faults.fault_tasks"],
         )
-        started.append(child)
-        return child
 
-    yield start
-    for child in started:
-        stop(child)
-
-
-@pytest.fixture
-def markers(tmp_path: Path) -> Path:
-    path = tmp_path / "markers"
-    path.mkdir()
-    return path
+    return start
 
 
 def worker_pid(worker: Child) -> int:
@@ -87,33 +54,36 @@ def worker_pid(worker: Child) -> int:
 
 
 def test_a_task_runs_in_the_workers_own_process(
-    client: FlaskClient, workers: WorkerFactory, markers: Path
+    fault_client: FlaskClient, workers: Callable[[], Child], markers: Path
 ) -> None:
     worker = workers()
-    task_id = submit(client, "record_run", marker_dir=str(markers), name="here")
-    done = wait_for_state(client, task_id, "SUCCESS")
+    task_id = submit(fault_client, "record_run", marker_dir=str(markers), name="here")
+    done = wait_for_state(fault_client, task_id, "SUCCESS")
     assert done["result"] == worker_pid(worker)
     assert [entry["state"] for entry in done["history"]] == ["QUEUED", "STARTED", "SUCCESS"]
 
 
 def test_a_task_longer_than_its_lease_runs_once_and_its_worker_stays_listed(
-    client: FlaskClient, workers: WorkerFactory, markers: Path, own_redis: EmbeddedRedis
+    fault_client: FlaskClient,
+    workers: Callable[[], Child],
+    markers: Path,
+    fault_redis: EmbeddedRedis,
 ) -> None:
     busy = workers()
     idle = workers()  # restores any message whose lease ran out, to run it again
     task_id = submit(
-        client, "record_run", marker_dir=str(markers), name="long", seconds=LONG_TASK_S
+        fault_client, "record_run", marker_dir=str(markers), name="long", seconds=LONG_TASK_S
     )
     wait_started(markers, "long")
     # Well past the visibility timeout, with the busy worker's loop waiting on the task.
     time.sleep(2 * VISIBILITY_TIMEOUT_S)
-    with decoded_client(own_redis.url) as redis_client:
+    with decoded_client(fault_redis.url) as redis_client:
         listed = {w["name"]: w for w in liveness.workers(redis_client, time.time())}
     names = [name for name in listed if name.startswith("tasks-")]
     assert len(names) == 2 and all(listed[name]["alive"] for name in names), listed
     # The busy worker's beacon was written while its task ran (by the keeper).
     assert sorted(listed[name]["running"] for name in names) == [0, 1], listed
-    done = wait_for_state(client, task_id, "SUCCESS", timeout_s=30)
+    done = wait_for_state(fault_client, task_id, "SUCCESS", timeout_s=30)
     assert done["result"] == worker_pid(busy)
     assert starts(markers, "long") == 1
     assert runs(markers, "long") == 1
@@ -121,19 +91,21 @@ def test_a_task_longer_than_its_lease_runs_once_and_its_worker_stays_listed(
 
 
 def test_a_running_task_revoked_ends_and_its_worker_goes_on(
-    client: FlaskClient, workers: WorkerFactory, markers: Path
+    fault_client: FlaskClient, workers: Callable[[], Child], markers: Path
 ) -> None:
     worker = workers()
-    task_id = submit(client, "record_run", marker_dir=str(markers), name="revoked", seconds=30)
+    task_id = submit(
+        fault_client, "record_run", marker_dir=str(markers), name="revoked", seconds=30
+    )
     wait_started(markers, "revoked")
-    wait_for_state(client, task_id, "STARTED")
+    wait_for_state(fault_client, task_id, "STARTED")
     started = time.monotonic()
-    assert client.delete(f"/api/tasks/{task_id}").status_code == 202
+    assert fault_client.delete(f"/api/tasks/{task_id}").status_code == 202
 
-    next_id = submit(client, "record_run", marker_dir=str(markers), name="next")
-    assert wait_for_state(client, next_id, "SUCCESS")["result"] == worker_pid(worker)
+    next_id = submit(fault_client, "record_run", marker_dir=str(markers), name="next")
+    assert wait_for_state(fault_client, next_id, "SUCCESS")["result"] == worker_pid(worker)
     assert time.monotonic() - started < 10, "the revoked task was not ended"
-    assert wait_for_state(client, task_id, "REVOKED")["state"] == "REVOKED"
+    assert wait_for_state(fault_client, task_id, "REVOKED")["state"] == "REVOKED"
     assert runs(markers, "revoked") == 0
     assert starts(markers, "revoked") == 1
 
@@ -146,14 +118,14 @@ def test_a_running_task_revoked_ends_and_its_worker_goes_on(
     ],
 )
 def test_a_task_past_its_time_limit_fails_with_it_in_the_same_process(
-    client: FlaskClient,
-    workers: WorkerFactory,
+    fault_client: FlaskClient,
+    workers: Callable[[], Child],
     markers: Path,
     limits: dict[str, float],
     error: str,
 ) -> None:
     worker = workers()
-    celery = client.application.extensions["taskrelay"].celery
+    celery = fault_client.application.extensions["taskrelay"].celery
     sent = celery.send_task(
         celery_name("record_run"),
         kwargs={"marker_dir": str(markers), "name": "too-long", "seconds": 30},
@@ -163,15 +135,15 @@ def test_a_task_past_its_time_limit_fails_with_it_in_the_same_process(
     wait_until(lambda: sent.state == "FAILURE", timeout_s=20, what="the task's FAILURE")
     assert error in repr(sent.result)
     assert runs(markers, "too-long") == 0
-    next_id = submit(client, "record_run", marker_dir=str(markers), name="next")
-    assert wait_for_state(client, next_id, "SUCCESS")["result"] == worker_pid(worker)
+    next_id = submit(fault_client, "record_run", marker_dir=str(markers), name="next")
+    assert wait_for_state(fault_client, next_id, "SUCCESS")["result"] == worker_pid(worker)
 
 
 def test_a_task_that_will_not_stop_takes_its_worker_process_down(
-    client: FlaskClient, workers: WorkerFactory
+    fault_client: FlaskClient, workers: Callable[[], Child]
 ) -> None:
     worker = workers()
-    celery = client.application.extensions["taskrelay"].celery
+    celery = fault_client.application.extensions["taskrelay"].celery
     celery.send_task(
         celery_name("ignore_every_stop"),
         kwargs={"seconds": 60},
@@ -187,14 +159,23 @@ def test_a_task_that_will_not_stop_takes_its_worker_process_down(
 
 
 def test_the_worker_keeps_sending_heartbeats_while_a_task_runs(
-    client: FlaskClient, workers: WorkerFactory, markers: Path, own_redis: EmbeddedRedis
+    fault_client: FlaskClient,
+    workers: Callable[[], Child],
+    markers: Path,
+    fault_redis: EmbeddedRedis,
 ) -> None:
     workers()
-    with decoded_client(own_redis.url) as redis_client:
+    with decoded_client(fault_redis.url) as redis_client:
         events = redis_client.pubsub(ignore_subscribe_messages=True)
         events.psubscribe("*celeryev*")  # Celery's event exchange, as Flower reads it
         try:
-            submit(client, "record_run", marker_dir=str(markers), name="long", seconds=LONG_TASK_S)
+            submit(
+                fault_client,
+                "record_run",
+                marker_dir=str(markers),
+                name="long",
+                seconds=LONG_TASK_S,
+            )
             wait_started(markers, "long")
             seen_from = time.monotonic()
             heartbeats = 0
