@@ -3,7 +3,9 @@
 A role that exits (web, a task worker, the relay worker, Flower, the embedded
 Redis) is started again after a delay that doubles while it keeps failing, as
 supervisord, systemd and Kubernetes do; only a crash loop, a role exiting too
-often in a short time, stops the whole system. The restart counts are published
+often in a short time, stops the whole system. An exit that was not the role's own
+failure (a task worker killed along with a task that crashed it) is restarted the same
+way but does not count towards a crash loop. The restart counts are published
 through a callback, best effort: Redis may be the role that is restarting.
 """
 
@@ -77,9 +79,10 @@ class History:
     def __post_init__(self) -> None:
         self.next_delay_s = self.policy.first_delay_s
 
-    def exited(self, now: float) -> float | None:
+    def exited(self, now: float, *, counts_towards_loop: bool = True) -> float | None:
         """Record an exit; the delay before the restart, or None for a crash loop."""
-        self.exits.append(now)
+        if counts_towards_loop:
+            self.exits.append(now)
         while self.exits and self.exits[0] <= now - self.policy.crash_loop_window_s:
             self.exits.popleft()
         if len(self.exits) >= self.policy.crash_loop_exits:
@@ -106,8 +109,12 @@ class Supervisor:
         publish: Callable[[Mapping[str, int]], bool],
         policy: Policy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        not_its_failure: Callable[[str, int], bool] = lambda name, code: False,
     ) -> None:
+        """``not_its_failure(name, exit_code)``: the exit was caused from outside the
+        role, and is left out of the crash-loop count."""
         self.roles = list(roles)
+        self.not_its_failure = not_its_failure
         self.say = say
         self.publish = publish
         self.clock = clock
@@ -137,15 +144,16 @@ class Supervisor:
             if history.restart_at is None:
                 code = role.exit_code()
                 if code is not None:
-                    self._on_exit(role, history, f"exited with {code}")
+                    counted = not self.not_its_failure(role.name, code)
+                    self._on_exit(role, history, f"exited with {code}", counted=counted)
             elif self.clock() >= history.restart_at:
                 self._restart(role, history)
         self._offer_counts()
         return self._until_next_tick()
 
-    def _on_exit(self, role: Role, history: History, how: str) -> None:
+    def _on_exit(self, role: Role, history: History, how: str, *, counted: bool = True) -> None:
         role.kill_leftovers()
-        delay_s = history.exited(self.clock())
+        delay_s = history.exited(self.clock(), counts_towards_loop=counted)
         policy = history.policy
         if delay_s is None:
             raise CrashLoop(

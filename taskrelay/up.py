@@ -23,6 +23,7 @@ from taskrelay.errors import SetupError
 from taskrelay.processes import Child, EmbeddedRedisRole, stop_together
 from taskrelay.supervisor import CrashLoop, Role, Supervisor
 from tasks import connections, role_restarts
+from tasks.celery_ext.keeper import EXIT_TASK_WOULD_NOT_STOP
 from tasks.queues import TASK_QUEUE
 
 READY_TIMEOUT_S = 90.0
@@ -47,6 +48,20 @@ class UpOptions:
     # The user's task modules (``--tasks``) for every role; None passes the
     # environment's TASKRELAY_TASK_MODULES through as it is.
     task_modules: str | None = None
+
+
+# The task workers' role names: worker-1, worker-2, ...
+TASK_WORKER_ROLE = "worker-"
+
+
+def killed_with_its_task(role_name: str, exit_code: int) -> bool:
+    """A task worker ended by a signal, or because its task would not stop: the task's
+    doing (a crash or an out-of-memory kill under the inline pool), which the poison
+    limit deals with, so it is restarted without counting towards a crash loop. A worker
+    that exits by itself (it cannot start) still counts."""
+    return role_name.startswith(TASK_WORKER_ROLE) and (
+        exit_code < 0 or exit_code == EXIT_TASK_WOULD_NOT_STOP
+    )
 
 
 def flower_credentials(var_dir: Path) -> str:
@@ -90,7 +105,7 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         # many children (docs/benchmarks.md).
         *(
             Child(
-                f"worker-{number}",
+                f"{TASK_WORKER_ROLE}{number}",
                 roles.worker_argv(TASK_QUEUE, concurrency=1, node_name=f"{TASK_QUEUE}-{number}@%h"),
                 logs / f"worker-{number}.log",
                 env,
@@ -170,7 +185,10 @@ class System:
         flower_auth = flower_credentials(options.var_dir)
         self.children = build_children(options, redis_url, flower_auth)
         self.supervisor = Supervisor(
-            [*roles, *self.children], self.say, lambda counts: self._publish(redis_url, counts)
+            [*roles, *self.children],
+            self.say,
+            lambda counts: self._publish(redis_url, counts),
+            not_its_failure=killed_with_its_task,
         )
         self.supervisor.start_all()
         if self.redis is not None:

@@ -1,8 +1,11 @@
-"""The supervisor's restart policy: doubling delays, a reset after a healthy run, crash loops."""
+"""The supervisor's restart policy: doubling delays, a reset after a healthy run, crash loops,
+and the exits that do not count towards one."""
 
 from __future__ import annotations
 
 from taskrelay.supervisor import History, Policy
+from taskrelay.up import killed_with_its_task
+from tasks.celery_ext.keeper import EXIT_TASK_WOULD_NOT_STOP
 
 POLICY = Policy(
     first_delay_s=0.5,
@@ -50,3 +53,22 @@ def test_exits_older_than_the_window_do_not_count_towards_a_crash_loop() -> None
         assert exit_after(history, 1.0) is not None
     # Everything so far lies more than a minute back.
     assert exit_after(history, 61.0) == 0.5
+
+
+def test_exits_that_were_not_the_roles_failure_never_make_a_crash_loop() -> None:
+    history = History(POLICY)
+    delays = [history.exited(float(second), counts_towards_loop=False) for second in range(8)]
+    assert None not in delays
+    assert history.restarts == 8
+    # Its own exits still count, from zero.
+    assert [history.exited(10.0 + second) for second in range(4)] != [None] * 4
+    assert history.exited(15.0) is None
+
+
+def test_a_task_worker_killed_with_its_task_is_not_its_failure() -> None:
+    assert killed_with_its_task("worker-1", -9)  # SIGKILL: a crash, the OOM killer
+    assert killed_with_its_task("worker-2", -11)  # SIGSEGV in a task's C extension
+    assert killed_with_its_task("worker-1", EXIT_TASK_WOULD_NOT_STOP)
+    assert not killed_with_its_task("worker-1", 1)  # it could not start
+    assert not killed_with_its_task("web", -9)
+    assert not killed_with_its_task("relay", -9)
