@@ -107,7 +107,7 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
             Child(
                 f"{TASK_WORKER_ROLE}{number}",
                 roles.worker_argv(TASK_QUEUE, concurrency=1, node_name=f"{TASK_QUEUE}-{number}@%h"),
-                logs / f"worker-{number}.log",
+                logs / f"{TASK_WORKER_ROLE}{number}.log",
                 env,
                 stop_timeout_s=WORKER_STOP_TIMEOUT_S,
             )

@@ -225,6 +225,11 @@ def revoke(client: redis.Redis, task_id: str, name: str | None = None) -> None:
         pipe.execute()
 
 
+def is_revoked(client: redis.Redis, task_id: str) -> bool:
+    """Whether a revoke of the task is remembered (``revoke``)."""
+    return client.zscore(keys.REVOKED, task_id) is not None
+
+
 def read_raw(
     client: redis.Redis, results: redis.Redis, task_ids: list[str]
 ) -> list[tuple[dict[str, str], bytes | str | None]]:

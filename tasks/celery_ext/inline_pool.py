@@ -29,7 +29,7 @@ from celery import bootsteps, signals
 from celery.concurrency import solo
 from celery.concurrency.base import apply_target
 
-from tasks import keys
+from tasks import records
 from tasks.celery_ext.keeper import Keeper
 from tasks.connections import shared_client
 
@@ -96,12 +96,6 @@ class TaskPool(solo.TaskPool):  # type: ignore[misc]
         if job.terminated:
             _announce_terminated(accept_callback)
 
-    def _get_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = super()._get_info()
-        job = self.keeper.current()
-        info["running"] = None if job is None else job.task_id
-        return info
-
     def _interrupt_main_thread(self) -> None:
         if self._main_thread_id is not None:
             signal.pthread_kill(self._main_thread_id, INTERRUPT_SIGNAL)
@@ -118,8 +112,7 @@ class TaskPool(solo.TaskPool):  # type: ignore[misc]
         self.keeper.mark_body(task_id, running=False)
 
     def _is_revoked(self, task_id: str) -> bool:
-        client = shared_client(self.app.conf.taskrelay_redis_url)
-        return client.zscore(keys.REVOKED, task_id) is not None
+        return records.is_revoked(shared_client(self.app.conf.taskrelay_redis_url), task_id)
 
 
 def _announce_terminated(accept_callback: Any) -> None:

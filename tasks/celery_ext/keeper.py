@@ -62,14 +62,13 @@ class Job:
 
     task_id: str | None
     started: float
+    # When the limits fall due; each is cleared once the task has been told of it.
     soft_at: float | None
     hard_at: float | None
     # The exception that the main thread raises in the task at its next signal.
     pending: BaseException | None = None
     # Between the task's prerun and postrun signals: the task's own code is running.
     in_body: bool = False
-    soft_sent: bool = False
-    hard_sent: bool = False
     terminated: bool = False
     must_end_by: float | None = None
     duties_run_at: dict[int, float] = field(default_factory=dict)
@@ -125,9 +124,6 @@ class Keeper:
         if self._job is job:
             self._job = None
 
-    def current(self) -> Job | None:
-        return self._job
-
     # -- the thread --
 
     def start(self) -> None:
@@ -173,12 +169,12 @@ class Keeper:
                     logger.warning("a worker duty failed while a task ran", exc_info=True)
 
     def _enforce_limits(self, job: Job, now: float) -> None:
-        if job.soft_at is not None and now >= job.soft_at and not job.soft_sent:
-            job.soft_sent = True
+        if job.soft_at is not None and now >= job.soft_at:
+            job.soft_at = None
             self._tell(job, SoftTimeLimitExceeded(), now)
-        if job.hard_at is not None and now >= job.hard_at and not job.hard_sent:
-            job.hard_sent = True
-            self._tell(job, TimeLimitExceeded(job.hard_at - job.started), now)
+        if job.hard_at is not None and now >= job.hard_at:
+            limit_s, job.hard_at = job.hard_at - job.started, None
+            self._tell(job, TimeLimitExceeded(limit_s), now)
         if (
             job.task_id is not None
             and not job.terminated
