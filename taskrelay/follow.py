@@ -62,7 +62,7 @@ class Follower:
         return resume_channel(client, str(self.channel), self.from_id)
 
     def _session(self, client: redis.Redis, cursor: Cursor) -> Iterator[Delivery]:
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
         try:
             if self.pattern is not None:
                 pubsub.psubscribe(self.pattern.redis_glob())

@@ -168,7 +168,7 @@ def _sentinel_client(
     url: str, options: dict[str, Any], max_connections: int | None, pool_wait_s: float
 ) -> redis.Redis:
     group = redis_urls.parse_sentinel(url)
-    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
         list(group.sentinels),
         sentinel_kwargs=group.sentinel_kwargs(
             socket_timeout=SENTINEL_SOCKET_TIMEOUT_S,
@@ -182,7 +182,7 @@ def _sentinel_client(
             "max_connections": max_connections,
             "timeout": pool_wait_s,
         }
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         group.master_name, redis_class=redis.Redis, **group.primary_kwargs(), **options, **pooling
     )
     return client

@@ -101,7 +101,7 @@ async def redis_subscriber(url: str, channel: str, inbox: Inbox, tally: Tally) -
             if message["type"] == "message":
                 tally.take(inbox, json.loads(message["data"]))
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
         await client.aclose()
 
 

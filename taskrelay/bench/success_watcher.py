@@ -23,7 +23,7 @@ class SuccessWatcher:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
         self.pubsub.psubscribe(keys.CELERY_RESULT_PREFIX + "*")
         self.seen: dict[str, float] = {}
         self.stopping = threading.Event()

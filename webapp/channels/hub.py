@@ -218,7 +218,7 @@ class Hub:
         self.client.connection_pool.disconnect()
 
     def _listen(self) -> None:
-        pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = self.client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
         try:
             pubsub.psubscribe(keys.CHANNEL_PUBSUB_PREFIX + "*")
             last_beat = last_primary_check = 0.0

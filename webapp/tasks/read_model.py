@@ -58,7 +58,7 @@ def event_stream(services: Services, task_id: str, heartbeat_s: float) -> Iterat
     The subscription starts before the first read, so no change can fall between
     them; every wake-up re-reads the state, so a missed message only delays.
     """
-    pubsub = services.results.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = services.results.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
     try:
         pubsub.subscribe(keys.celery_result(task_id))
         last: dict[str, Any] | None = None

@@ -171,7 +171,7 @@ def event_stream(
     It subscribes before its first read, to the workflow's channel and to every step's
     result channel, so no change falls between; every wake-up reads the workflow again.
     """
-    pubsub = services.results.pubsub()  # type: ignore[no-untyped-call]
+    pubsub = services.results.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     try:
         pubsub.subscribe(
             keys.workflow_events(workflow_id), *[keys.celery_result(s.task_id) for s in steps]
