@@ -7,6 +7,9 @@ a PUBLISH of its own, and Flower decodes one message per event. Here the buffer 
 sent at most every ``EVENT_FLUSH_INTERVAL_S`` (or sooner, when Celery's own buffer
 limit is reached), so Flower gets the same events, each at most that much later, in
 a fraction of the messages. The buffer is sent before the consumer shuts down.
+
+Its blueprint also swaps Celery's remote-control step for one that answers while an
+inline task runs (tasks/celery_ext/remote_control.py).
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 
+from tasks.celery_ext import remote_control
+
 # The most a task event waits before it is published, in seconds.
 EVENT_FLUSH_INTERVAL_S = 0.1
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
+    class Blueprint(CeleryConsumer.Blueprint):  # type: ignore[misc]
+        default_steps = remote_control.in_place_of_celerys(CeleryConsumer.Blueprint.default_steps)
+
     # When the flush scheduled last is due; a later buffered event schedules another.
     _event_flush_due = 0.0
 

@@ -11,25 +11,33 @@ This pool is Celery's solo pool with those given back by a keeper thread
 (tasks/celery_ext/keeper.py): it runs the loop's duties while a task runs, and tells the
 main thread, by a signal, to raise the task's time limit or its revoke in the task.
 
-What it does not give back is a child's isolation: a task that crashes the
-interpreter, leaks memory or will not stop takes its worker process down, and the
-process supervisor starts it again (``taskrelay up``, compose's restart policy).
-``TASKRELAY_WORKER_POOL=prefork`` chooses the prefork pool for task modules that need
-that isolation (docs/decisions.md).
+A task that crashes the interpreter or will not stop takes its worker process down,
+and the process supervisor starts it again (``taskrelay up``, compose's restart
+policy). Its attempt then comes back with a second delivery counted by the fetch,
+and an attempt delivered more than once runs in a child forked for it
+(tasks/celery_ext/isolation.py): a crashing task takes a worker down once at most,
+and a child each time after, until the poison limit buries it. What is not given
+back is a memory cap per child; ``TASKRELAY_WORKER_POOL=prefork`` chooses the prefork
+pool for task modules that need it (docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+from time import monotonic
 from typing import Any
 
+from billiard.einfo import ExceptionInfo
 from celery import bootsteps, signals
 from celery.concurrency import solo
 from celery.concurrency.base import apply_target
+from celery.exceptions import WorkerLostError
 
 from tasks import records
+from tasks.celery_ext import isolation, start_check
 from tasks.celery_ext.keeper import Keeper
 from tasks.connections import shared_client
 
@@ -40,9 +48,16 @@ logger = logging.getLogger(__name__)
 # CELERY_RDBSIG asks for its remote debugger, which this pool does not support.
 INTERRUPT_SIGNAL = signal.SIGUSR2
 
+# From this delivery of an attempt on, it runs in a forked child: the delivery
+# before it may have ended with its worker.
+ISOLATED_FROM_DELIVERY = 2
+
 
 class TaskPool(solo.TaskPool):  # type: ignore[misc]
     """Celery's solo pool, with time limits, terminate and a live loop kept by a thread."""
+
+    # Read by tasks/celery_ext/remote_control.py: the mailbox gets a thread of its own.
+    answers_remote_control_from_a_thread = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         requested = args[0] if args else kwargs.get("limit")
@@ -88,12 +103,77 @@ class TaskPool(solo.TaskPool):  # type: ignore[misc]
         correlation_id: str | None = None,
         **options: Any,
     ) -> None:
+        if _deliveries(accept_callback) >= ISOLATED_FROM_DELIVERY:
+            self._apply_in_child(
+                target,
+                args,
+                kwargs,
+                accept_callback,
+                soft_timeout,
+                timeout,
+                correlation_id,
+                **options,
+            )
+            return
         job = self.keeper.begin(correlation_id, soft_timeout, timeout)
         try:
             apply_target(target, args, kwargs, accept_callback=accept_callback, **options)
         finally:
             self.keeper.end(job)
         if job.terminated:
+            _announce_terminated(accept_callback)
+
+    def _apply_in_child(
+        self,
+        target: Any,
+        args: Any,
+        kwargs: Any,
+        accept_callback: Any,
+        soft_timeout: float | None,
+        timeout: float | None,
+        correlation_id: str | None,
+        *,
+        callback: Any = None,
+        error_callback: Any = None,
+        **_: Any,
+    ) -> None:
+        """Run the task in a forked child; its result, acknowledgement and events here."""
+
+        def in_the_child() -> tuple[Any, bool]:
+            # The parent's keeper runs the loop's duties; this one watches the task.
+            self.keeper = Keeper(self._interrupt_main_thread, self._is_revoked)
+            self.keeper.start()
+            job = self.keeper.begin(correlation_id, soft_timeout, timeout)
+            try:
+                return target(*args, **kwargs), job.terminated
+            finally:
+                self.keeper.end(job)
+                self.keeper.stop()
+                signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
+
+        def accepted(pid: int) -> None:
+            if accept_callback is not None:
+                accept_callback(pid, monotonic())
+
+        # No task of the parent's own runs meanwhile: its keeper keeps the duties only.
+        waiting = self.keeper.begin(None, None, None)
+        try:
+            outcome = isolation.run_forked(in_the_child, accepted)
+        finally:
+            self.keeper.end(waiting)
+        if isinstance(outcome, isolation.Died):
+            # What the prefork pool reports of a child lost mid-task: with late acks
+            # and reject-on-worker-lost, the message goes back and counts a delivery.
+            try:
+                raise WorkerLostError(f"Worker exited prematurely: {outcome.how}.")
+            except WorkerLostError:
+                if error_callback is not None:
+                    error_callback(ExceptionInfo())
+            return
+        returned, terminated = outcome
+        if callback is not None:
+            callback(returned)
+        if terminated:
             _announce_terminated(accept_callback)
 
     def _interrupt_main_thread(self) -> None:
@@ -113,6 +193,13 @@ class TaskPool(solo.TaskPool):  # type: ignore[misc]
 
     def _is_revoked(self, task_id: str) -> bool:
         return records.is_revoked(shared_client(self.app.conf.taskrelay_redis_url), task_id)
+
+
+def _deliveries(accept_callback: Any) -> int:
+    """How many times the fetch counted this attempt delivered (1 if it did not check)."""
+    request = getattr(accept_callback, "__self__", None)
+    check = start_check.of_fields(getattr(request, "request_dict", None))
+    return check.deliveries if check is not None else 1
 
 
 def _announce_terminated(accept_callback: Any) -> None:

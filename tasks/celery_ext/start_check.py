@@ -59,6 +59,17 @@ def of_request(request: Any) -> StartCheck | None:
     return parse(raw, str(request.id), int(request.retries or 0))
 
 
+def of_fields(fields: Any) -> StartCheck | None:
+    """The check carried by a worker's request (its message's headers and body fields)."""
+    if not isinstance(fields, dict):
+        return None
+    try:
+        attempt = int(fields.get("retries") or 0)
+    except (TypeError, ValueError):
+        return None
+    return parse(fields.get(HEADER), str(fields.get("id")), attempt)
+
+
 def add_to_payload(payload: Any, raw: str) -> None:
     """Carry the check in the message's headers (the payload the transport delivers).
 

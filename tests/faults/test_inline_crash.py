@@ -1,8 +1,8 @@
 """Tasks that kill their process, under `taskrelay up` with the inline pool: each takes
-its worker down rather than a pool child, and still nothing is lost and nothing stops:
-the supervisor restarts the worker without counting it towards a crash loop, the message
-comes back when its lease runs out, and the poison limit ends it in the dead letters
-(docs/reliability.md)."""
+a worker down at most once, and still nothing is lost and nothing stops: the supervisor
+restarts the worker without counting it towards a crash loop, the message comes back
+when its lease runs out, its later deliveries run in forked children, and the poison
+limit ends it in the dead letters (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 # Short leases: each crash's message comes back within seconds.
 VISIBILITY_TIMEOUT_S = 4
-# Three deliveries each that crash, each waiting for its lease and a restarted worker.
+# Three deliveries each that crash: the first waits for its lease and a restarted worker.
 POISON_TIMEOUT_S = 150
 # Enough crashing tasks at once for more exits of one worker within a minute than a
 # crash loop's five: counted as crash loops, these stopped the whole system.
@@ -59,7 +59,9 @@ def test_tasks_that_kill_their_workers_are_dead_lettered_and_the_system_runs_on(
             assert done["dead_letter"] is True
             assert done["error"]["type"] == "PoisonTaskError"
         restarts = inline_system.restarts()
-        assert restarts["worker-1"] + restarts["worker-2"] >= POISON_TASKS, restarts
+        # The first delivery of each took its worker down, the later ones a child: a
+        # worker's death may count a delivery against several prefetched tasks at once.
+        assert 1 <= restarts["worker-1"] + restarts["worker-2"] <= POISON_TASKS, restarts
         assert inline_system.process.poll() is None, inline_system.output()[-2000:]
         healthy = submit(http, "consume", number=1)
         done = wait_for_state(http, healthy, "SUCCESS", timeout_s=30)

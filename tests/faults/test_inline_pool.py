@@ -5,6 +5,8 @@ pool's timer and ``terminate`` end a child's task."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -188,3 +190,67 @@ def test_the_worker_keeps_sending_heartbeats_while_a_task_runs(
             events.close()
     # Celery's default interval is 2 s; Flower counts a worker offline after two.
     assert heartbeats >= 2
+
+
+def test_a_busy_worker_answers_inspect_and_runs_control_commands_between_tasks(
+    fault_client: FlaskClient, workers: Callable[[], Child], markers: Path
+) -> None:
+    worker = workers()
+    node = worker.name
+    celery = fault_client.application.extensions["taskrelay"].celery
+    task_id = submit(fault_client, "record_run", marker_dir=str(markers), name="busy", seconds=4)
+    wait_started(markers, "busy")
+
+    # Questions are answered by the mailbox's thread while the task holds the loop.
+    inspect = celery.control.inspect(destination=[node], timeout=2.0)
+    assert inspect.ping() == {node: {"ok": "pong"}}
+    active = inspect.active()
+    assert active is not None and [task["id"] for task in active[node]] == [task_id]
+    assert runs(markers, "busy") == 0, "the task ended before the questions were answered"
+
+    wait_for_state(fault_client, task_id, "SUCCESS")
+    # A command that changes the worker runs on its loop, which a pipe wakes at once.
+    replies = celery.control.rate_limit(
+        celery_name("record_run"), "100/s", destination=[node], reply=True, timeout=2.0
+    )
+    assert replies == [{node: {"ok": "new rate limit set successfully"}}]
+    celery.control.shutdown(destination=[node])
+    wait_until(lambda: worker.exit_code() is not None, timeout_s=20, what="the worker to stop")
+    assert worker.exit_code() == 0
+
+
+def test_a_task_back_after_killing_its_worker_runs_in_a_child_until_it_is_buried(
+    fault_client: FlaskClient, workers: Callable[[], Child], markers: Path
+) -> None:
+    first = workers()
+    poison = submit(fault_client, "crash_worker")
+    wait_until(lambda: first.exit_code() is not None, timeout_s=20, what="the first worker's end")
+    # Its message comes back once its lease runs out; the second delivery and the
+    # third run in forked children, which it kills instead of this worker.
+    second = workers()
+    done = wait_for_state(fault_client, poison, "FAILURE", timeout_s=60)
+    assert done["dead_letter"] is True
+    assert done["error"]["type"] == "PoisonTaskError"
+    assert second.exit_code() is None
+    healthy = submit(fault_client, "record_run", marker_dir=str(markers), name="after")
+    assert wait_for_state(fault_client, healthy, "SUCCESS")["result"] == worker_pid(second)
+
+
+def test_a_task_whose_worker_died_under_it_runs_again_in_a_child_and_succeeds(
+    fault_client: FlaskClient, workers: Callable[[], Child], markers: Path
+) -> None:
+    first = workers()
+    task_id = submit(fault_client, "record_run", marker_dir=str(markers), name="again", seconds=2)
+    wait_started(markers, "again")
+    os.kill(worker_pid(first), signal.SIGKILL)
+    second = workers()
+    done = wait_for_state(fault_client, task_id, "SUCCESS", timeout_s=30)
+    child_pid = done["result"]
+    assert child_pid not in (worker_pid(first), worker_pid(second))
+    assert (starts(markers, "again"), runs(markers, "again")) == (2, 1)
+    # Its result was stored by the child and its message acknowledged by the worker:
+    # nothing comes back to run a third time.
+    healthy = submit(fault_client, "record_run", marker_dir=str(markers), name="after")
+    assert wait_for_state(fault_client, healthy, "SUCCESS")["result"] == worker_pid(second)
+    time.sleep(VISIBILITY_TIMEOUT_S + 1)
+    assert starts(markers, "again") == 2
