@@ -54,7 +54,9 @@ local revoked = redis.call('ZSCORE', KEYS[2], ARGV[5])
 -- A started countdown/eta task no longer counts against the cap (tasks/delayed.py).
 redis.call('ZREM', KEYS[3], ARGV[5])
 -- With the STARTED meta, the index moves only if it was stored (never over SUCCESS).
-local stored = ARGV[6] == '' or guarded_set(KEYS[4], ARGV[6], ARGV[7])
+-- A revoked task is not shown STARTED: its start may be written after the revoke's
+-- REVOKED (the write of a start deferred past its revoke), and it does not run on.
+local stored = not revoked and (ARGV[6] == '' or guarded_set(KEYS[4], ARGV[6], ARGV[7]))
 if stored and ARGV[8] ~= '' then
     local step = cjson.decode(ARGV[8])
     STEPS[step[1]](unpack(step, 2))

@@ -85,11 +85,15 @@ def test_deliveries_are_counted_per_attempt(client: redis.Redis) -> None:
     assert retry.deliveries == 1
 
 
-def test_a_revoked_task_is_reported_revoked(client: redis.Redis) -> None:
+def test_a_revoked_task_is_reported_revoked_and_not_shown_started(client: redis.Redis) -> None:
     task_id = _submitted(client)
     records.revoke(client, task_id, name="consume")
+    revoked_meta = client.get(keys.celery_result(task_id))
 
     assert _start(client, task_id).revoked
+    # A start written after its revoke (one deferred past it) leaves REVOKED showing.
+    assert client.get(keys.celery_result(task_id)) == revoked_meta
+    assert _index_state(client, task_id) == "REVOKED"
 
 
 def test_a_start_after_success_keeps_success_in_the_result_and_the_indexes(
