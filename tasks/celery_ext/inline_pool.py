@@ -176,6 +176,10 @@ class TaskPool(solo.TaskPool):  # type: ignore[misc]
         if terminated:
             _announce_terminated(accept_callback)
 
+    def end_running_task(self, task_ids: list[str]) -> None:
+        """``revoke(terminate=True)`` from the remote-control thread, while a task runs."""
+        self.keeper.end_if_running(task_ids)
+
     def _interrupt_main_thread(self) -> None:
         if self._main_thread_id is not None:
             signal.pthread_kill(self._main_thread_id, INTERRUPT_SIGNAL)

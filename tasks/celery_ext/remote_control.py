@@ -13,9 +13,10 @@ commands: ``ping``, ``active``, ``stats``, ...) are answered from that thread at
 once; they only read the worker's state. The commands that change the worker
 (Celery's *control* commands: ``revoke``, ``rate_limit``, ``enable_events``,
 ``shutdown``, ...) are handed to the event loop, which runs them as it always did,
-between tasks; a pipe wakes it, so an idle worker answers them at once. A running
-task's revoke does not wait for that: the keeper reads the durable revoke
-(tasks/celery_ext/keeper.py).
+between tasks; a pipe wakes it, so an idle worker answers them at once. A revoke with
+``terminate`` does not wait for the loop: the thread has the keeper end the running
+task at once if it is one the revoke names (tasks/celery_ext/keeper.py), as the prefork
+pool signals its child.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ class ThreadedMailbox(pidbox.gPidbox):  # type: ignore[misc]
         if self._hub is None or not changes_the_worker(method):
             super().on_message(body, message)
             return
+        # A terminate cannot wait for the loop: the task it ends is what holds it.
+        ids = _terminated_task_ids(method, body.get("arguments"))
+        end_running_task = getattr(self.c.pool, "end_running_task", None)
+        if ids and end_running_task is not None:
+            end_running_task(ids)
         self._for_the_loop.put((body, message))
         # A full pipe holds wake-ups enough already.
         with contextlib.suppress(BlockingIOError):
@@ -102,6 +108,20 @@ class ThreadedMailbox(pidbox.gPidbox):  # type: ignore[misc]
                 return
             # Celery's own handling, on the loop, as its mailbox would have run it.
             pidbox.Pidbox.on_message(self, body, message)
+
+
+def _terminated_task_ids(method: object, arguments: Any) -> list[str]:
+    """The ids that a ``revoke(terminate=True)`` or ``terminate`` command ends."""
+    if not isinstance(arguments, dict):
+        return []
+    if method == "revoke" and not arguments.get("terminate"):
+        return []
+    if method not in ("revoke", "terminate"):
+        return []
+    ids = arguments.get("task_id")
+    if isinstance(ids, str):
+        return [ids]
+    return [str(task_id) for task_id in ids] if isinstance(ids, list | tuple) else []
 
 
 class Control(control_step.Control):  # type: ignore[misc]
