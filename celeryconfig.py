@@ -185,15 +185,18 @@ taskrelay_log_each_task = os.environ.get("TASKRELAY_LOG_EACH_TASK", "0") == "1"
 worker_consumer = "tasks.celery_ext.event_batching:Consumer"
 
 # The task workers' pool, which Celery takes for `--pool prefork` as well: "inline"
-# runs each task in the worker's own process with a keeper thread beside it
+# (the default) runs each task in the worker's own process with a keeper thread
+# beside it, and an attempt that comes back after its worker died in a forked child
 # (tasks/celery_ext/inline_pool.py); "prefork" hands each to a pool child (Celery's
 # prefork pool without the event-loop registrations that change nothing,
-# tasks/celery_ext/pool.py).
+# tasks/celery_ext/pool.py). docs/decisions.md, "The inline pool", says when to
+# choose which.
 WORKER_POOLS = {
     "inline": "tasks.celery_ext.inline_pool:TaskPool",
     "prefork": "tasks.celery_ext.pool:TaskPool",
 }
-_pool_choice = os.environ.get("TASKRELAY_WORKER_POOL", "").strip() or "prefork"
+DEFAULT_WORKER_POOL = "inline"
+_pool_choice = os.environ.get("TASKRELAY_WORKER_POOL", "").strip() or DEFAULT_WORKER_POOL
 if _pool_choice not in WORKER_POOLS:
     raise ValueError(
         f"TASKRELAY_WORKER_POOL={_pool_choice!r}: choose one of {', '.join(WORKER_POOLS)}"

@@ -31,7 +31,7 @@ WORKER_LEVERS: dict[str, WorkerSetup] = {
     "4 workers, prefork x1": replace(PRODUCTION, workers=4),
     "one worker, threads x4": replace(PRODUCTION, workers=1, pool="threads", concurrency=4),
     "2 workers, solo": replace(PRODUCTION, pool="solo"),
-    "2 workers, inline": replace(PRODUCTION, env={"TASKRELAY_WORKER_POOL": "inline"}),
+    "2 workers, prefork": replace(PRODUCTION, env={"TASKRELAY_WORKER_POOL": "prefork"}),
     "task events on": replace(PRODUCTION, events=True),
     "without hiredis": replace(PRODUCTION, hiredis=False),
     "with gossip and mingle": replace(PRODUCTION, gossip_and_mingle=True),

@@ -7,9 +7,11 @@ changes from production.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import celeryconfig
 from taskrelay import roles
 from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, wait_until
 from taskrelay.processes import Child
@@ -54,7 +56,9 @@ class WorkerSetup:
     def describe(self) -> str:
         # celeryconfig's worker_pool stands for `--pool prefork` (TASKRELAY_WORKER_POOL).
         pool = (
-            self.env.get("TASKRELAY_WORKER_POOL", self.pool)
+            self.env.get("TASKRELAY_WORKER_POOL")
+            or os.environ.get("TASKRELAY_WORKER_POOL")
+            or celeryconfig.DEFAULT_WORKER_POOL
             if self.pool == "prefork"
             else self.pool
         )

@@ -50,7 +50,11 @@ def test_a_worker_holding_countdown_and_prefetched_tasks_survives_a_graceful_red
     fault_worker: WorkerFactory,
     markers: Path,
 ) -> None:
-    worker = fault_worker(concurrency=1, env={"TASKRELAY_PREFETCH": str(PREFETCH_MULTIPLIER)})
+    # A prefork worker fetches while its child runs a task (an inline one between tasks).
+    worker = fault_worker(
+        concurrency=1,
+        env={"TASKRELAY_PREFETCH": str(PREFETCH_MULTIPLIER), "TASKRELAY_WORKER_POOL": "prefork"},
+    )
     # The running one is still running when Redis goes away.
     ids = {"running": _submit(fault_client, markers, "running", seconds=REDIS_DOWN_S + 1)}
     wait_started(markers, "running")

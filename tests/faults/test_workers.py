@@ -104,7 +104,9 @@ def test_sigterm_lets_a_worker_finish_its_task_and_hand_back_the_rest(
 def test_a_poison_task_lands_in_the_dead_letters_and_the_worker_keeps_working(
     fault_client: FlaskClient, fault_worker: WorkerFactory, markers: Path
 ) -> None:
-    fault_worker(concurrency=1)
+    # The prefork pool's way: each crash takes a child; the inline pool's is in
+    # tests/faults/test_inline_pool.py.
+    fault_worker(concurrency=1, env={"TASKRELAY_WORKER_POOL": "prefork"})
     poison = submit(fault_client, "crash_worker")
     done = wait_for_state(fault_client, poison, "FAILURE", timeout_s=90)
     assert done["dead_letter"] is True

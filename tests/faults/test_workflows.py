@@ -27,6 +27,8 @@ pytestmark = pytest.mark.slow
 
 # The fault workers load the tasks the steps name.
 WORKER_ENV = {"TASKRELAY_TASK_MODULES": "tests.workflow_tasks"}
+# Two header steps running at once in one worker: two prefork children.
+TWO_AT_ONCE_ENV = {**WORKER_ENV, "TASKRELAY_WORKER_POOL": "prefork"}
 HEADER_STEPS = 6
 HEADER_STEP_S = 1.5
 
@@ -69,7 +71,7 @@ def test_a_chord_whose_header_steps_are_killed_and_delivered_twice_calls_back_on
     markers: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    doomed = fault_worker(concurrency=2, env=WORKER_ENV)
+    doomed = fault_worker(concurrency=2, env=TWO_AT_ONCE_ENV)
     header_kwargs = [
         {"marker_dir": str(markers), "name": f"h{n}", "value": n, "seconds": HEADER_STEP_S}
         for n in range(HEADER_STEPS)
@@ -95,7 +97,7 @@ def test_a_chord_whose_header_steps_are_killed_and_delivered_twice_calls_back_on
     for name in doubled:
         index = names.index(name)
         deliver_again(fault_redis.url, doc["id"], doc["steps"][index], header_kwargs[index])
-    fault_worker(concurrency=2, env=WORKER_ENV)  # the survivor, started after the death
+    fault_worker(concurrency=2, env=TWO_AT_ONCE_ENV)  # the survivor, started after the death
 
     done = wait_for(fault_client, doc["id"], timeout_s=90)
     recovered_s = clock.seconds()

@@ -67,7 +67,7 @@ def workers(own_redis: EmbeddedRedis, log_dir: Path, probe_file: Path) -> Iterat
             own_redis.url,
             log_dir,
             concurrency=1,
-            env={PROBE_FILE_ENV: str(probe_file)},
+            env={PROBE_FILE_ENV: str(probe_file), "TASKRELAY_WORKER_POOL": "prefork"},
             extra_args=[
                 "--include",
                 "tests.faults.fault_tasks,tests.integration.pool_probe",
