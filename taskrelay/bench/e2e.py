@@ -185,7 +185,11 @@ def warm_up(stack: Stack, system: System, *, flower: bool) -> None:
         system.check_alive(stack)
         if outcome.succeeded < WARMUP_TASKS:
             logs = "\n".join(log_tail(child.log_path) for child in system.children)
-            raise BenchError(f"warm-up tasks did not all succeed:\n{logs}")
+            raise BenchError(
+                f"warm-up tasks did not all succeed ({outcome.succeeded} of {WARMUP_TASKS}; "
+                f"rejected {outcome.rejected}, failed {outcome.failed[:3]}, "
+                f"unfinished {outcome.unfinished[:3]}):\n{logs}"
+            )
         if not flower or flower_knows(system, outcome.ids[-1]):
             return
         if time.monotonic() > deadline:
