@@ -28,6 +28,7 @@ TEMPLATE_MODULE = "taskrelay.bench.baseline_template"
 # As the template's README serves it: four sync workers.
 TEMPLATE_WEB_WORKERS = 4
 FLOWER_NAME = "flower"
+WEB_NAME = "web"
 
 
 @dataclass
@@ -111,6 +112,10 @@ def start_taskrelay_up(stack: Stack, *, workers: int, flower: bool) -> System:
             child.env = {**BENCH_WEB_ENV, **child.env}
             system.children.append(stack.start_child(child))
         _wait_consuming(stack, system, workers)
+        # The workers may be consuming before gunicorn listens (an inline worker starts
+        # no pool child); the load must not begin against a closed port.
+        web_child = next(c for c in system.children if c.name == WEB_NAME)
+        stack.wait_http(web_child, f"http://{HOST}:{web_port}/healthz")
         if flower:
             flower_child = next(c for c in system.children if c.name == FLOWER_NAME)
             stack.wait_http(
