@@ -49,7 +49,14 @@
   var refreshTimer = null;
   var lastRefreshAt = 0;
   var countsState = { lastReadAt: 0, lastEventAt: 0, eventsSinceRead: 0, uncertain: false, reading: false };
-  var stream = { source: null, lastId: null, retryMs: RECONNECT_MIN_MS, timer: null, changes: 0 };
+  var stream = {
+    source: null,
+    lastId: null,
+    retryMs: RECONNECT_MIN_MS,
+    timer: null,
+    changes: 0,
+    firstReadAsked: false,
+  };
   var finishedListeners = [];
   // What the stream has delivered and how it was applied, for anyone measuring the page.
   var applied = { events: 0, frames: 0, largestBatch: 0, scriptMs: 0, longestMs: 0 };
@@ -387,6 +394,7 @@
       stream.retryMs = RECONNECT_MIN_MS;
       stream.reconnecting = false;
       drawLiveStatus();
+      if (firstRead()) return;
       // Whatever the stream could not replay is read again.
       if (resumed) load({ quiet: true });
     });
@@ -403,11 +411,23 @@
       // good on an answer such as 429 or 503; resume after the last event applied.
       source.close();
       if (stream.source !== source) return;
+      firstRead(); // the page shows its tasks even while the stream is down
       stream.reconnecting = true;
       t.setText(t.$("#live-status"), "The task stream was interrupted; reconnecting…");
       stream.timer = window.setTimeout(connect, stream.retryMs);
       stream.retryMs = Math.min(stream.retryMs * 2, RECONNECT_MAX_MS);
     });
+  }
+
+  // The first page is read once the stream is open: the server opens it at the end of
+  // the task stream, so a change made before that is in the read, one after it in the
+  // stream. Read as the stream was being asked for, a task submitted between the read's
+  // answer and the stream's opening was in neither.
+  function firstRead() {
+    if (stream.firstReadAsked) return false;
+    stream.firstReadAsked = true;
+    load();
+    return true;
   }
 
   function drawLiveStatus() {
@@ -735,9 +755,8 @@
       window.clearTimeout(stream.timer);
       stream.source = null;
     });
-    // The stream first, so no change falls between the first read and it.
+    // The stream first; the first read follows once it is open (firstRead).
     connect();
-    load();
     window.setInterval(tick, TICK_MS);
   }
 
