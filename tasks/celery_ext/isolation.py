@@ -16,7 +16,6 @@ before the call.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import signal
@@ -25,8 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import billiard
-
-logger = logging.getLogger(__name__)
 
 # How long the parent waits for a child that closed its pipe to be reaped.
 REAP_TIMEOUT_S = 10.0

@@ -183,8 +183,7 @@ class Keeper:
         ):
             job.revoke_checked_at = now
             if self._is_revoked(job.task_id):
-                job.terminated = True
-                self._tell(job, TerminatedOnRevoke("revoked while running"), now)
+                self._terminate(job, now)
         if job.must_end_by is not None and now >= job.must_end_by and self._job is job:
             logger.critical(
                 "task %s did not stop %.0f s after it was told to; its worker process exits",
@@ -202,9 +201,12 @@ class Keeper:
         job = self._job
         if job is None or job.task_id not in task_ids or job.terminated:
             return False
-        job.terminated = True
-        self._tell(job, TerminatedOnRevoke("revoked while running"), time.monotonic())
+        self._terminate(job, time.monotonic())
         return True
+
+    def _terminate(self, job: Job, now: float) -> None:
+        job.terminated = True
+        self._tell(job, TerminatedOnRevoke("revoked while running"), now)
 
     def _tell(self, job: Job, error: BaseException, now: float) -> None:
         """Have the main thread raise ``error`` in the task; the hard kind has a deadline."""

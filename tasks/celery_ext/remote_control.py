@@ -22,7 +22,6 @@ pool signals its child.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import queue
 import threading
@@ -31,8 +30,6 @@ from typing import Any
 from celery.worker import control, pidbox
 from celery.worker.consumer import control as control_step
 from celery.worker.consumer.consumer import Consumer
-
-logger = logging.getLogger(__name__)
 
 CELERYS_STEP = "celery.worker.consumer.control:Control"
 OUR_STEP = f"{__name__}:Control"
@@ -112,11 +109,9 @@ class ThreadedMailbox(pidbox.gPidbox):  # type: ignore[misc]
 
 def _terminated_task_ids(method: object, arguments: Any) -> list[str]:
     """The ids that a ``revoke(terminate=True)`` or ``terminate`` command ends."""
-    if not isinstance(arguments, dict):
+    if not isinstance(arguments, dict) or method not in ("revoke", "terminate"):
         return []
     if method == "revoke" and not arguments.get("terminate"):
-        return []
-    if method not in ("revoke", "terminate"):
         return []
     ids = arguments.get("task_id")
     if isinstance(ids, str):
