@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from tasks import defaults, keys, metrics, task_index
+from tasks import defaults, keys, task_index
 from tasks.celery_ext.result_backend import GUARDED_SET_FUNCTION, Command
 from tasks.scripts import Script
 from tasks.text import as_text
@@ -91,8 +91,8 @@ def save_submission(
     }
     pipe.hset(record_key, mapping=fields)  # type: ignore[arg-type]
     pipe.expire(record_key, defaults.TASK_RECORD_TTL_S)
-    metrics.count(pipe, task, metrics.SUBMITTED)
-    # QUEUED in the indexes, its first history entry and its event, in one step.
+    # QUEUED in the indexes, its first history entry, its event and the accepted-tasks
+    # counter, in one step.
     task_index.queue_step(
         pipe, task_index.submitted_command(task_id, task, datetime.fromisoformat(submitted_at))
     )

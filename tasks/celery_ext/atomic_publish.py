@@ -15,9 +15,10 @@ NOSCRIPT (it forgot its scripts: a restart, SCRIPT FLUSH, a failover), as Redis
 answers that inside EXEC and commits the rest. The pipeline then runs that step
 whole right after, before the batch ends (tasks/scripts.py), so the caller still
 gets every reply. The record and the message hold no script call; they commit
-together or not at all as before. The step only writes the task index, which the
-record does not depend on: had the process died between the two round trips, the
-task would be accepted, sent and readable by id, only missing from the lists. A
+together or not at all as before. The step only writes the task index and the
+accepted-tasks counter, which the record does not depend on: had the process died
+between the two round trips, the task would be accepted, sent and readable by id,
+only missing from the lists and the count. A
 Redis that cannot be reached for the second one fails the batch, as a lost reply
 to EXEC does: the caller learns that delivery is uncertain.
 
