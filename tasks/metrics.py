@@ -41,10 +41,6 @@ REVOKED = "revoked"
 EVENT_OF_STATE = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED, "REVOKED": REVOKED}
 
 
-def count(pipe: Any, task: str, event: str) -> None:
-    pipe.execute_command(*count_command(task, event))
-
-
 def count_command(task: str, event: str) -> list[str]:
     return ["HINCRBY", keys.METRICS_TASK_EVENTS, f"{task}|{event}", "1"]
 
