@@ -134,9 +134,7 @@ def _payload_body(seq: int) -> dict[str, Any]:
     return {"data": _payload(seq)}
 
 
-def _row(
-    subject: str, summary: dict[str, Any], load: FanoutLoad, accepted: int, note: str
-) -> Row:
+def _row(subject: str, summary: dict[str, Any], load: FanoutLoad, accepted: int, note: str) -> Row:
     """Loss counts the deliveries missing of the messages accepted. A POST that got no
     answer (the load generator's keep-alive connection closed under it by the web's idle
     bound, say) was not accepted: the publisher knows, so it is reported apart."""
