@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from taskrelay import roles
-from taskrelay.bench import loadgen, subscribers
+from taskrelay.bench import loadgen, subscribers, task_client
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
@@ -31,8 +31,6 @@ from taskrelay.bench.stats import ms, rate, ratio
 from taskrelay.bench.workers import WorkerSetup, start_consuming_workers
 
 CHANNEL = "bench.fanout"
-# The channels API's answer to a message it accepted.
-ACCEPTED = 202
 READY_TIMEOUT_S = 60.0
 WARMUP_INTERVAL_S = 0.2
 WARMUP_POST_TIMEOUT_S = 5.0
@@ -95,7 +93,7 @@ def measure_taskrelay(stack: Stack, load: FanoutLoad) -> Row:
                 load.per_s,
                 load.messages,
             )
-            return sum(1 for answer in answers if answer.status == ACCEPTED)
+            return sum(1 for answer in answers if answer.status == task_client.ACCEPTED)
 
         summary, accepted = _with_subscribers("sse", base, load, warm, publish_all)
     finally:
