@@ -105,7 +105,7 @@ SCENARIOS = (
     Scenario(
         "end_to_end",
         lambda o: (
-            f"end to end over HTTP, {o.e2e_tasks} tasks x 3 subjects x {o.e2e_rounds} rounds,"
+            f"end to end over HTTP, {o.e2e_tasks} tasks x 4 subjects x {o.e2e_rounds} rounds,"
             f" then {o.e2e_rate:g}/s"
         ),
         lambda stack, o: e2e.run(stack, o.e2e_load()),

@@ -13,7 +13,7 @@ from datetime import datetime
 import redis
 from celery import Celery
 
-from taskrelay.bench import baseline_article, baseline_celery, commandstats
+from taskrelay.bench import baseline_article, baseline_celery, commandstats, tuned
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.results import Row, Section
 from taskrelay.bench.servers import start_flower
@@ -37,6 +37,7 @@ RESULT_POLL_S = 0.2
 PRODUCTION = "taskrelay production"
 WITH_FLOWER = "taskrelay + Flower (events on)"
 CELERY_DEFAULTS = "Celery at its defaults"
+CELERY_TUNED = "Celery tuned for speed (reference)"
 RAW_LOOP = "article LPUSH/BLPOP loop"
 
 
@@ -54,10 +55,11 @@ def run(stack: Stack, tasks: int, processes: int = 2) -> Section:
     with_events = WorkerSetup(workers=processes, events=True)
     section.rows.append(drain_taskrelay(stack, WITH_FLOWER, with_events, tasks, flower=True))
     section.rows.append(drain_celery_defaults(stack, tasks))
+    section.rows.append(drain_celery_tuned(stack, tasks))
     section.rows.append(drain_raw(stack, tasks, processes))
     defaults = section.row(CELERY_DEFAULTS)
     base = defaults.rate if defaults else None
-    for subject in (PRODUCTION, WITH_FLOWER, RAW_LOOP):
+    for subject in (PRODUCTION, WITH_FLOWER, CELERY_TUNED, RAW_LOOP):
         found = section.row(subject)
         section.ratios[f"{subject} / {CELERY_DEFAULTS}"] = ratio(
             found.rate if found else None, base
@@ -87,21 +89,36 @@ def drain_taskrelay(
 
 
 def drain_celery_defaults(stack: Stack, tasks: int) -> Row:
+    argv = python_module("celery", "-A", baseline_celery.__name__, "worker", "-n", "defaults@bench")
+    note = "prefork x nproc, prefetch 4, early ack, results stored"
+    return drain_celery(stack, tasks, CELERY_DEFAULTS, [argv], note)
+
+
+def drain_celery_tuned(stack: Stack, tasks: int) -> Row:
+    """The same app with the settings of tuned.py: what Celery's settings alone give."""
+    worker = python_module("celery", "-A", baseline_celery.__name__, "worker")
+    argvs = [
+        [*worker, "-n", f"tuned{number}@bench", *tuned.WORKER_OPTIONS]
+        for number in range(1, tuned.WORKERS + 1)
+    ]
+    note = f"{tuned.WORKERS} workers: solo, prefetch 64, no heartbeat; early ack, results stored"
+    return drain_celery(stack, tasks, CELERY_TUNED, argvs, note)
+
+
+def drain_celery(
+    stack: Stack, tasks: int, subject: str, worker_argvs: list[list[str]], note: str
+) -> Row:
     stack.flush()
     before = calls_so_far(stack)
     sender = Celery("sender", broker=stack.url, backend="disabled", set_as_current=False)
     ids = enqueue(sender, baseline_celery.TASK_NAME, BASELINE_QUEUE, tasks)
-    argv = python_module("celery", "-A", baseline_celery.__name__, "worker", "-n", "defaults@bench")
-    worker = stack.start("celery-defaults", argv)
+    workers = [stack.start(f"celery-{number}", argv) for number, argv in enumerate(worker_argvs, 1)]
     try:
-        seconds = wait_drained(stack, [worker], ids)
+        seconds = wait_drained(stack, workers, ids)
         calls = commandstats.per_task(before, calls_so_far(stack), len(ids))
     finally:
-        stack.stop(worker)
-    note = "prefork x nproc, prefetch 4, early ack, results stored"
-    return Row(
-        CELERY_DEFAULTS, rate(len(ids) - 1, seconds), "tasks/s", note=note, calls_per_task=calls
-    )
+        stack.stop(*workers)
+    return Row(subject, rate(len(ids) - 1, seconds), "tasks/s", note=note, calls_per_task=calls)
 
 
 def drain_raw(stack: Stack, tasks: int, processes: int) -> Row:

@@ -2,8 +2,10 @@
 
 Throughput: N tasks POSTed by C clients, then every id read with GET until SUCCESS
 (task_client.py); tasks/s from the first POST to the last SUCCESS, with the POST's
-own p50/p99. Subjects: the template (topologies.py), taskrelay with Flower running,
-taskrelay with Flower not running, measured in that order once per round. A subject's
+own p50/p99. Subjects: the template (topologies.py), the template tuned for speed
+(tuned.py: what settings alone give its code, a reference for the ratios), taskrelay
+with Flower running, taskrelay with Flower not running, measured in that order once
+per round. A subject's
 row is its median round; its ratio is the median of its rounds' ratios, each against
 the template's rate in the same round: on a shared 2-core machine the same subject
 moves by a third from one minute to the next, and a round's three measurements share
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from taskrelay.bench import commandstats, cpu, loadgen, task_client
+from taskrelay.bench import tuned as tuned_settings
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
@@ -46,6 +49,7 @@ DEADLINE_GRACE_S = 60.0
 SETTLE_TIMEOUT_S = 30.0
 
 TEMPLATE = "20-line template (Flask + Celery)"
+TEMPLATE_TUNED = "the template tuned for speed (reference)"
 WITH_FLOWER = "taskrelay up (Flower running)"
 WITHOUT_FLOWER = "taskrelay up, Flower not running"
 
@@ -63,11 +67,17 @@ class EndToEndLoad:
 def run(stack: Stack, load: EndToEndLoad) -> Section:
     title = f"end to end over HTTP: {load.tasks} tasks from {load.clients} clients"
     section = Section("end_to_end", title)
-    rounds: dict[str, list[Row]] = {TEMPLATE: [], WITH_FLOWER: [], WITHOUT_FLOWER: []}
+    rounds: dict[str, list[Row]] = {
+        TEMPLATE: [],
+        TEMPLATE_TUNED: [],
+        WITH_FLOWER: [],
+        WITHOUT_FLOWER: [],
+    }
     fixed_rate: Row | None = None
     for number in range(1, load.rounds + 1):
         last = number == load.rounds
         rounds[TEMPLATE].append(_measure_template(stack, load))
+        rounds[TEMPLATE_TUNED].append(_measure_template(stack, load, tuned=True))
         for subject, flower in ((WITH_FLOWER, True), (WITHOUT_FLOWER, False)):
             stack.flush()
             system = start_taskrelay_up(stack, workers=load.workers, flower=flower)
@@ -82,7 +92,7 @@ def run(stack: Stack, load: EndToEndLoad) -> Section:
     section.rows.extend(_median_row(rows) for rows in rounds.values())
     if fixed_rate is not None:
         section.rows.append(fixed_rate)
-    for subject in (WITH_FLOWER, WITHOUT_FLOWER):
+    for subject in (TEMPLATE_TUNED, WITH_FLOWER, WITHOUT_FLOWER):
         pairs = zip(rounds[subject], rounds[TEMPLATE], strict=True)
         paired = [ratio(row.rate, base.rate) for row, base in pairs]
         found = [value for value in paired if value is not None]
@@ -94,7 +104,7 @@ def run(stack: Stack, load: EndToEndLoad) -> Section:
             )
     if load.rounds > 1:
         section.notes.append(
-            f"{load.rounds} rounds of the three subjects; each row is its subject's median "
+            f"{load.rounds} rounds of the four subjects; each row is its subject's median "
             "round, each ratio the median of the rounds' ratios"
         )
     section.notes.append(
@@ -103,10 +113,12 @@ def run(stack: Stack, load: EndToEndLoad) -> Section:
     return section
 
 
-def _measure_template(stack: Stack, load: EndToEndLoad) -> Row:
+def _measure_template(stack: Stack, load: EndToEndLoad, *, tuned: bool = False) -> Row:
     stack.flush()
-    template = start_template(stack)
+    template = start_template(stack, tuned=tuned)
     try:
+        if tuned:
+            return measure(stack, TEMPLATE_TUNED, template, load, tuned_settings.describe())
         note = f"gunicorn -w {TEMPLATE_WEB_WORKERS} sync, celery worker at its defaults"
         return measure(stack, TEMPLATE, template, load, note)
     finally:

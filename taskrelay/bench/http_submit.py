@@ -1,8 +1,10 @@
 """HTTP submit: requests/s and latency of ``POST /api/tasks`` beside the article's ``/prodcons``.
 
-No worker runs, so the web has the machine to itself; both apps run under the
+No worker runs, so the web has the machine to itself; the apps run under the
 same gunicorn configuration and face the same load generator, whose ceiling
-against a null server is measured first.
+against a null server is measured first. The 20-line template's POST (Celery's
+``delay`` behind Flask, nothing else) runs there too: a reference for what
+sending a Celery task from a Flask route costs at least.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from taskrelay.bench.results import Row, Section
 from taskrelay.bench.servers import HOST, start_article_web, start_taskrelay_web
 from taskrelay.bench.stack import Stack, python_module
 from taskrelay.bench.stats import ms, ratio
+from taskrelay.bench.topologies import start_template_web
 from taskrelay.waiting import free_port
 
 SUBMIT_BODY = {"task": "noop"}
@@ -23,6 +26,7 @@ WARMUP_S = 1.0
 CEILING = "load generator ceiling (null server)"
 TASKRELAY = "taskrelay POST /api/tasks"
 ARTICLE = "article GET /prodcons"
+TEMPLATE = "template POST /api/tasks (reference)"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,13 @@ def run(stack: Stack, load: Load, web_env: dict[str, str] | None = None) -> Sect
     finally:
         stack.stop(web)
     stack.flush()
+    template, port = start_template_web(stack)
+    try:
+        request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
+        section.rows.append(measure(stack, TEMPLATE, request, "POST", "/api/tasks", load))
+    finally:
+        stack.stop(template)
+    stack.flush()
     article, port = start_article_web(stack, web_env)
     try:
         request = Request.build(HOST, port, "GET", "/prodcons")
@@ -54,6 +65,7 @@ def run(stack: Stack, load: Load, web_env: dict[str, str] | None = None) -> Sect
         stack.stop(article)
     rates = {row.subject: row.rate for row in section.rows}
     section.ratios[f"{TASKRELAY} / {ARTICLE}"] = ratio(rates[TASKRELAY], rates[ARTICLE])
+    section.ratios[f"{TEMPLATE} / {ARTICLE}"] = ratio(rates[TEMPLATE], rates[ARTICLE])
     section.ratios[f"{ARTICLE} / {CEILING}"] = ratio(rates[ARTICLE], rates[CEILING])
     return section
 

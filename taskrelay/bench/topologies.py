@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import httpx
 import redis
 
-from taskrelay import up
+from taskrelay import roles, up
+from taskrelay.bench import tuned as tuned_settings
 from taskrelay.bench.errors import BenchError
 from taskrelay.bench.servers import BENCH_WEB_ENV, FLOWER_AUTH, HOST
 from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, python_module, wait_until
@@ -59,13 +60,57 @@ class System:
             self.own_redis = None
 
 
-def start_template(stack: Stack) -> System:
-    """The template's Redis (no persistence), its gunicorn and its one Celery worker."""
+def start_template(stack: Stack, *, tuned: bool = False) -> System:
+    """The template's Redis (no persistence), its gunicorn and its Celery worker.
+
+    Tuned, the same code is served and run with the settings of tuned.py instead.
+    """
     server = stack.start_redis("template-redis", durable=False)
-    # Celery prefers the last two to the URLs the template passes it.
-    env = dict.fromkeys(("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"), server.url)
+    env = template_env(server.url)
     port = free_port()
-    web_argv = python_module(
+    worker_argv = python_module("celery", "-A", f"{TEMPLATE_MODULE}:celery", "worker")
+    prefix = "tuned" if tuned else "template"
+    system = System(port, [], server.url, own_redis=server, redis_pid=_pid(server))
+    try:
+        web_argv = _template_web_argv(port, tuned=tuned)
+        system.children.append(stack.start(f"{prefix}-web-{port}", web_argv, env))
+        if tuned:
+            for number in range(1, tuned_settings.WORKERS + 1):
+                # A number unique in the run ends each name, so cpu.py sums them as one role.
+                name = f"tuned-worker-{port}{number}"
+                argv = [*worker_argv, "-n", f"tuned{number}@%h", *tuned_settings.WORKER_OPTIONS]
+                system.children.append(stack.start(name, argv, env))
+        else:
+            system.children.append(stack.start(f"template-worker-{port}", worker_argv, env))
+        stack.wait_http(system.children[0], f"http://{HOST}:{port}/api/tasks/ready-check")
+    except BaseException:
+        system.stop(stack)
+        raise
+    return system
+
+
+def start_template_web(stack: Stack) -> tuple[Child, int]:
+    """The template's web alone, served as taskrelay's web is, sending into the run's Redis."""
+    port = free_port()
+    child = stack.start(
+        f"template-web-{port}", _template_web_argv(port, tuned=True), template_env(stack.url)
+    )
+    stack.wait_http(child, f"http://{HOST}:{port}/api/tasks/ready-check")
+    return child, port
+
+
+def template_env(redis_url: str) -> dict[str, str]:
+    # Celery prefers the last two to the URLs the template passes it.
+    return dict.fromkeys(("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"), redis_url)
+
+
+def _template_web_argv(port: int, *, tuned: bool) -> list[str]:
+    """As its tutorial serves it (sync workers); tuned, as taskrelay's web is served."""
+    if tuned:
+        argv = roles.web_argv(f"{HOST}:{port}")
+        argv[-1] = f"{TEMPLATE_MODULE}:app"
+        return argv
+    return python_module(
         "gunicorn",
         "-w",
         str(TEMPLATE_WEB_WORKERS),
@@ -73,16 +118,6 @@ def start_template(stack: Stack) -> System:
         f"{HOST}:{port}",
         f"{TEMPLATE_MODULE}:app",
     )
-    system = System(port, [], server.url, own_redis=server, redis_pid=_pid(server))
-    try:
-        system.children.append(stack.start(f"template-web-{port}", web_argv, env))
-        worker_argv = python_module("celery", "-A", f"{TEMPLATE_MODULE}:celery", "worker")
-        system.children.append(stack.start(f"template-worker-{port}", worker_argv, env))
-        stack.wait_http(system.children[0], f"http://{HOST}:{port}/api/tasks/ready-check")
-    except BaseException:
-        system.stop(stack)
-        raise
-    return system
 
 
 def start_taskrelay_up(stack: Stack, *, workers: int, flower: bool) -> System:

@@ -86,7 +86,8 @@ def test_every_measured_subject_has_a_positive_rate(bench_report: Report) -> Non
 
 def test_the_drain_compares_taskrelay_with_every_baseline(bench_report: Report) -> None:
     subjects = [row["subject"] for row in bench_report["sections"]["drain"]["rows"]]
-    assert len(subjects) == 4
+    assert len(subjects) == 5
+    assert "Celery tuned for speed (reference)" in subjects
     assert all(
         value and value > 0 for value in bench_report["sections"]["drain"]["ratios"].values()
     )
@@ -100,20 +101,29 @@ def test_latencies_are_reported_where_a_scenario_measures_them(bench_report: Rep
         assert row["loss"] == 0
 
 
+def test_http_submit_sets_the_templates_post_beside_taskrelays(bench_report: Report) -> None:
+    section = bench_report["sections"]["http_submit"]
+    rates = {row["subject"]: row["rate"] for row in section["rows"]}
+    assert rates["template POST /api/tasks (reference)"] > 0
+    assert rates["taskrelay POST /api/tasks"] > 0
+    assert section["ratios"]["template POST /api/tasks (reference) / article GET /prodcons"] > 0
+
+
 def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_template(
     bench_report: Report,
 ) -> None:
     section = bench_report["sections"]["end_to_end"]
     # The throughput rows count what the client saw; the fixed-rate latency row does not.
     throughput = [row for row in section["rows"] if row["counts"]]
-    assert len(throughput) == 3
+    assert len(throughput) == 4
+    assert "the template tuned for speed (reference)" in [row["subject"] for row in throughput]
     for row in throughput:
         assert row["counts"] == {"rejected": 0, "failed": 0, "unfinished": 0}, row
-    assert len(section["ratios"]) == 2
+    assert len(section["ratios"]) == 3
     assert all(value and value > 0 for value in section["ratios"].values())
     # Each subject's ratio is paired with the template round by round.
     by_round = [note for note in section["notes"] if "round by round" in note]
-    assert len(by_round) == 2
+    assert len(by_round) == 3
     for note in by_round:
         ratios = note.split(": ", 1)[1].split(", ")
         assert len(ratios) == E2E_ROUNDS and all(value.endswith("x") for value in ratios), note
