@@ -39,7 +39,7 @@ class Request:
 
 
 class Connection:
-    """One keep-alive connection; reconnects when the server closed it."""
+    """One keep-alive connection; reconnects when the server closed it, before writing."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -48,7 +48,8 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is None or self.writer.is_closing():
+        if self.writer is None or self.writer.is_closing() or self._closed_by_server():
+            await self.close()
             await self._connect()
         assert self.reader is not None
         assert self.writer is not None
@@ -65,6 +66,11 @@ class Connection:
             with contextlib.suppress(ConnectionError, OSError):
                 await self.writer.wait_closed()
         self.reader = self.writer = None
+
+    def _closed_by_server(self) -> bool:
+        # A server closes a keep-alive connection that idled past its bound (the web's
+        # is 5 s) without a word; a request written on it would fail unanswered.
+        return self.reader is not None and self.reader.at_eof()
 
     async def _connect(self) -> None:
         self.reader, self.writer = await asyncio.wait_for(
