@@ -9,6 +9,7 @@ sending a Celery task from a Flask route costs at least.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from taskrelay.bench import loadgen, null_server
@@ -18,6 +19,7 @@ from taskrelay.bench.servers import HOST, start_article_web, start_taskrelay_web
 from taskrelay.bench.stack import Stack, python_module
 from taskrelay.bench.stats import ms, ratio
 from taskrelay.bench.topologies import start_template_web
+from taskrelay.processes import Child
 from taskrelay.waiting import free_port
 
 SUBMIT_BODY = {"task": "noop"}
@@ -42,32 +44,37 @@ def run(stack: Stack, load: Load, web_env: dict[str, str] | None = None) -> Sect
         f"load generator: {tool}, {load.connections} connections, {load.duration_s:g} s each"
     )
     section.rows.append(measure_ceiling(stack, load))
-    stack.flush()
-    web, port = start_taskrelay_web(stack, web_env)
-    try:
-        request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
-        section.rows.append(measure(stack, TASKRELAY, request, "POST", "/api/tasks", load))
-    finally:
-        stack.stop(web)
-    stack.flush()
-    template, port = start_template_web(stack)
-    try:
-        request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
-        section.rows.append(measure(stack, TEMPLATE, request, "POST", "/api/tasks", load))
-    finally:
-        stack.stop(template)
-    stack.flush()
-    article, port = start_article_web(stack, web_env)
-    try:
-        request = Request.build(HOST, port, "GET", "/prodcons")
-        section.rows.append(measure(stack, ARTICLE, request, "GET", "/prodcons", load))
-    finally:
-        stack.stop(article)
+    webs: list[tuple[str, Callable[[], tuple[Child, int]], str, str]] = [
+        (TASKRELAY, lambda: start_taskrelay_web(stack, web_env), "POST", "/api/tasks"),
+        (TEMPLATE, lambda: start_template_web(stack), "POST", "/api/tasks"),
+        (ARTICLE, lambda: start_article_web(stack, web_env), "GET", "/prodcons"),
+    ]
+    for subject, start, method, path in webs:
+        section.rows.append(measure_web(stack, subject, start, method, path, load))
     rates = {row.subject: row.rate for row in section.rows}
     section.ratios[f"{TASKRELAY} / {ARTICLE}"] = ratio(rates[TASKRELAY], rates[ARTICLE])
     section.ratios[f"{TEMPLATE} / {ARTICLE}"] = ratio(rates[TEMPLATE], rates[ARTICLE])
     section.ratios[f"{ARTICLE} / {CEILING}"] = ratio(rates[ARTICLE], rates[CEILING])
     return section
+
+
+def measure_web(
+    stack: Stack,
+    subject: str,
+    start: Callable[[], tuple[Child, int]],
+    method: str,
+    path: str,
+    load: Load,
+) -> Row:
+    """Start a web on a flushed Redis, load it with one request, stop it."""
+    stack.flush()
+    web, port = start()
+    try:
+        body = SUBMIT_BODY if method == "POST" else None
+        request = Request.build(HOST, port, method, path, body)
+        return measure(stack, subject, request, method, path, load)
+    finally:
+        stack.stop(web)
 
 
 def measure_ceiling(stack: Stack, load: Load) -> Row:
