@@ -19,6 +19,7 @@ from webapp.errors import BadRequest
 from webapp.ops.openapi import document
 from webapp.query import limit_arg
 from webapp.tasks import request as task_request
+from webapp.tasks.openapi import NOT_TASK_IDS
 
 # Nothing listens here: building the app and its document opens no connection.
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
@@ -91,6 +92,24 @@ def test_the_message_id_pattern_accepts_new_ids_and_refuses_what_check_message_i
         assert not accepts(schema, wrong)
         with pytest.raises(InvalidChannel):
             channels.check_message_id(wrong)
+
+
+def test_a_task_is_read_by_any_id_but_the_other_paths_under_api_tasks(
+    app: Flask, doc: dict[str, Any]
+) -> None:
+    schema = parameter(doc, "/api/tasks/{task_id}", "get", "task_id")["schema"]
+    assert accepts(schema, "0b8e5f6c-1d2a-4c59-9f0e-7a1b2c3d4e5f")
+    # What the document excludes is what the routing answers elsewhere, and no more.
+    routed_elsewhere = {
+        rule.rule.removeprefix("/api/tasks/")
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/tasks/")
+        and "<" not in rule.rule
+        and "GET" in (rule.methods or ())
+    }
+    assert routed_elsewhere == set(NOT_TASK_IDS)
+    for name in NOT_TASK_IDS:
+        assert not accepts(schema, name)
 
 
 def test_the_limits_are_the_validators_maximums(doc: dict[str, Any]) -> None:

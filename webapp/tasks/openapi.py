@@ -19,6 +19,9 @@ from webapp.tasks.request import (
 )
 
 # The JSON Schema keyword that bounds the length of each JSON type with a length.
+# The paths under /api/tasks/ that are not a task's (webapp/tasks/api.py): a GET of
+# /api/tasks/events is every task's stream, not the task whose id is "events".
+NOT_TASK_IDS = ("counts", "events", "stats")
 _LENGTH_KEYWORDS = {"string": "maxLength", "array": "maxItems", "object": "maxProperties"}
 
 
@@ -40,6 +43,12 @@ def schemas(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
 def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
     task = openapi.ref("Task")
     task_id = openapi.path_param("task_id", {"type": "string"})
+    # A task whose id names another path under /api/tasks/ cannot be read at its own.
+    readable_task_id = openapi.path_param(
+        "task_id",
+        {"type": "string", "not": {"enum": list(NOT_TASK_IDS)}},
+        "any id but " + ", ".join(f"`{name}`" for name in NOT_TASK_IDS) + ": paths of their own",
+    )
     limit = openapi.limit_param(
         default=config["TASK_LIST_DEFAULT"], maximum=config["TASK_LIST_MAX"]
     )
@@ -161,7 +170,7 @@ def paths(config: Mapping[str, Any]) -> dict[str, openapi.Schema]:
         "/api/tasks/{task_id}": {
             "get": {
                 "summary": "A task's state, with its history",
-                "parameters": [task_id],
+                "parameters": [readable_task_id],
                 "responses": {
                     "200": openapi.json_response(openapi.ref("TaskWithHistory"), "the task"),
                     **openapi.errors(404),
