@@ -33,6 +33,9 @@ DOWN_AFTER_MS = 3_000
 FAILOVER_TIMEOUT_MS = 3_000
 QUORUM = 2
 START_TIMEOUT_S = 15.0
+# A sentinel learns the primary's replicas from the primary's INFO, which it asks for
+# every 10 s: an answer taken just before the replica connected costs one more period.
+SETTLE_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 0.5
 
@@ -94,6 +97,14 @@ class SentinelGroup:
         return redis_urls.sentinel_url(hosts, MASTER_NAME)
 
     def start(self) -> None:
+        """Start the servers and the sentinels; stop whatever started if the group does not."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         self.primary.start()
         self.replica.start(replica_of=self.primary.port)
         for index in range(3):
@@ -121,7 +132,7 @@ class SentinelGroup:
         for port in self.sentinel_ports:
             wait_until(lambda p=port: _answers(p), timeout_s=START_TIMEOUT_S, what="sentinel up")
         # Every sentinel knows the replica and the other sentinels before anything fails.
-        wait_until(self._settled, timeout_s=START_TIMEOUT_S, what="the sentinels to settle")
+        wait_until(self._settled, timeout_s=SETTLE_TIMEOUT_S, what="the sentinels to settle")
 
     def _settled(self) -> bool:
         for port in self.sentinel_ports:
