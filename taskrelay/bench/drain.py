@@ -96,12 +96,8 @@ def drain_celery_defaults(stack: Stack, tasks: int) -> Row:
 
 def drain_celery_tuned(stack: Stack, tasks: int) -> Row:
     """The same app with the settings of tuned.py: what Celery's settings alone give."""
-    worker = python_module("celery", "-A", baseline_celery.__name__, "worker")
-    argvs = [
-        [*worker, "-n", f"tuned{number}@bench", *tuned.WORKER_OPTIONS]
-        for number in range(1, tuned.WORKERS + 1)
-    ]
-    note = f"{tuned.WORKERS} workers: solo, prefetch 64, no heartbeat; early ack, results stored"
+    argvs = tuned.worker_argvs(baseline_celery.__name__, "bench")
+    note = f"{tuned.WORKER_SUMMARY}; early ack, results stored"
     return drain_celery(stack, tasks, CELERY_TUNED, argvs, note)
 
 

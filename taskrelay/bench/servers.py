@@ -30,11 +30,18 @@ def start_taskrelay_web(stack: Stack, env: dict[str, str] | None = None) -> tupl
     return child, port
 
 
+def served_as_taskrelays_web(app: str, port: int) -> list[str]:
+    """The command line that serves ``app`` (a gunicorn app spec) as ``taskrelay up``
+    serves its web: the same gunicorn configuration and worker class."""
+    argv = roles.web_argv(f"{HOST}:{port}")
+    argv[-1] = app
+    return argv
+
+
 def start_article_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[Child, int]:
     """The article's Flask app under the same gunicorn configuration as taskrelay's web."""
     port = free_port()
-    argv = roles.web_argv(f"{HOST}:{port}")
-    argv[-1] = f"{baseline_article.__name__}:create_app()"
+    argv = served_as_taskrelays_web(f"{baseline_article.__name__}:create_app()", port)
     child = stack.start(f"article-{port}", argv, env)
     stack.wait_http(child, f"http://{HOST}:{port}/")
     return child, port

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import httpx
 import redis
 
-from taskrelay import roles, up
+from taskrelay import up
 from taskrelay.bench import tuned as tuned_settings
 from taskrelay.bench.errors import BenchError
-from taskrelay.bench.servers import BENCH_WEB_ENV, FLOWER_AUTH, HOST
+from taskrelay.bench.servers import BENCH_WEB_ENV, FLOWER_AUTH, HOST, served_as_taskrelays_web
 from taskrelay.bench.stack import READY_TIMEOUT_S, Stack, python_module, wait_until
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child
@@ -68,19 +68,18 @@ def start_template(stack: Stack, *, tuned: bool = False) -> System:
     server = stack.start_redis("template-redis", durable=False)
     env = template_env(server.url)
     port = free_port()
-    worker_argv = python_module("celery", "-A", f"{TEMPLATE_MODULE}:celery", "worker")
     prefix = "tuned" if tuned else "template"
     system = System(port, [], server.url, own_redis=server, redis_pid=_pid(server))
     try:
         web_argv = _template_web_argv(port, tuned=tuned)
         system.children.append(stack.start(f"{prefix}-web-{port}", web_argv, env))
         if tuned:
-            for number in range(1, tuned_settings.WORKERS + 1):
+            argvs = tuned_settings.worker_argvs(f"{TEMPLATE_MODULE}:celery", "%h")
+            for number, argv in enumerate(argvs, 1):
                 # A number unique in the run ends each name, so cpu.py sums them as one role.
-                name = f"tuned-worker-{port}{number}"
-                argv = [*worker_argv, "-n", f"tuned{number}@%h", *tuned_settings.WORKER_OPTIONS]
-                system.children.append(stack.start(name, argv, env))
+                system.children.append(stack.start(f"tuned-worker-{port}{number}", argv, env))
         else:
+            worker_argv = python_module("celery", "-A", f"{TEMPLATE_MODULE}:celery", "worker")
             system.children.append(stack.start(f"template-worker-{port}", worker_argv, env))
         stack.wait_http(system.children[0], f"http://{HOST}:{port}/api/tasks/ready-check")
     except BaseException:
@@ -107,9 +106,7 @@ def template_env(redis_url: str) -> dict[str, str]:
 def _template_web_argv(port: int, *, tuned: bool) -> list[str]:
     """As its tutorial serves it (sync workers); tuned, as taskrelay's web is served."""
     if tuned:
-        argv = roles.web_argv(f"{HOST}:{port}")
-        argv[-1] = f"{TEMPLATE_MODULE}:app"
-        return argv
+        return served_as_taskrelays_web(f"{TEMPLATE_MODULE}:app", port)
     return python_module(
         "gunicorn",
         "-w",

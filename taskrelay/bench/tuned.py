@@ -13,6 +13,8 @@ every task it had prefetched: a reference for speed, not a setup to run.
 
 from __future__ import annotations
 
+from taskrelay.bench.stack import python_module
+
 WORKERS = 2
 WORKER_OPTIONS = (
     "--pool",
@@ -25,8 +27,17 @@ WORKER_OPTIONS = (
 )
 
 
+WORKER_SUMMARY = f"{WORKERS} celery workers: solo, prefetch 64, no heartbeat, gossip or mingle"
+
+
+def worker_argvs(app: str, host: str) -> list[list[str]]:
+    """The command lines of the tuned Celery workers of ``app``, named tunedN@host."""
+    worker = python_module("celery", "-A", app, "worker")
+    return [
+        [*worker, "-n", f"tuned{number}@{host}", *WORKER_OPTIONS]
+        for number in range(1, WORKERS + 1)
+    ]
+
+
 def describe() -> str:
-    return (
-        f"web served as taskrelay's, {WORKERS} celery workers: solo, prefetch 64, "
-        "no heartbeat, gossip or mingle; early ack"
-    )
+    return f"web served as taskrelay's, {WORKER_SUMMARY}; early ack"
