@@ -8,7 +8,9 @@ when the batch ends. taskrelay's transport makes that pipeline a transaction and
 lends it to the caller through ``transaction()``, so the web queues a task's record
 on the same MULTI/EXEC as its message: a web process that dies in between leaves
 neither, and accepting a task is one round trip. The message itself is still built
-by Celery and serialized by kombu; only where its commands run changes.
+by Celery and serialized by kombu; only where its commands run changes. Batches of
+one process that are ready at the same time share that round trip: one MULTI/EXEC
+carries them all (tasks/celery_ext/group_commit.py).
 
 One part of such a MULTI/EXEC can fail alone: a Lua step that Redis answers
 NOSCRIPT (it forgot its scripts: a restart, SCRIPT FLUSH, a failover), as Redis
@@ -26,9 +28,10 @@ Uncertain is what a failure after the first byte is written has to mean: a
 MULTI/EXEC sent to a Redis that then stops answering (frozen, a network that drops
 the reply) may still run once Redis reads it. So the batch takes its connection
 before it writes anything: a Redis that cannot be reached then raises as itself
-(nothing was sent), and any later failure raises ``DeliveryUncertain``, which the
-caller must not report as "nothing was enqueued". A transaction that Redis refused
-because a WATCHed key changed (``WatchError``) ran nothing and raises as itself too.
+(``group_commit.NothingSent``: nothing was sent), and any later failure raises
+``DeliveryUncertain``, which the caller must not report as "nothing was enqueued".
+A transaction that Redis refused because a WATCHed key changed (``WatchError``) ran
+nothing and raises as itself too.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from kombu.transport import redis as kombu_redis
 from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
+
+from tasks.celery_ext import group_commit
 
 # The batch that the current publish opened, for the caller to add its commands to.
 _open_batch: ContextVar[TransactionalPublishBatch | None] = ContextVar(
@@ -66,15 +71,9 @@ class TransactionalPublishBatch(kombu_redis.PublishBatch):
         super().__init__(channel, max_size)
         # redis-py wraps a pipeline's commands in MULTI/EXEC when this flag is set.
         self.pipeline.transaction = True
+        # Run with the process's other transactions that are ready at the same time.
+        self.pipeline.execute = group_commit.GroupedExecute(self.pipeline)
         _open_batch.set(self)
-
-    def flush(self) -> None:
-        if self._buffered and self.pipeline.connection is None:
-            # Connected before a byte is written, so that an unreachable Redis raises
-            # here, where nothing was sent (redis-py reconnects a pooled connection
-            # that Redis has closed); the pipeline runs on it and gives it back.
-            self.pipeline.connection = self.pipeline.connection_pool.get_connection()
-        super().flush()
 
 
 class Transaction:
@@ -117,7 +116,7 @@ def transaction(producer: Any) -> Iterator[Transaction]:
             yield Transaction()
     except BatchPublishError as error:
         cause = error.__cause__
-        if isinstance(cause, WatchError):
+        if isinstance(cause, WatchError | group_commit.NothingSent):
             raise cause from None
         if isinstance(cause, RedisError):
             raise DeliveryUncertain(str(cause)) from cause
