@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from tasks import defaults, keys, task_index
+from tasks import defaults, group_commit, keys, task_index
 from tasks.celery_ext.result_backend import GUARDED_SET_FUNCTION, Command
 from tasks.scripts import Script
 from tasks.text import as_text
@@ -269,7 +269,8 @@ def read_one_raw(client: redis.Redis, results: redis.Redis, task_id: str) -> Raw
         pipe.hgetall(keys.task_record(task_id))
         pipe.get(keys.celery_result(task_id))
         pipe.lrange(keys.task_history(task_id), 0, -1)
-        record, meta, history = pipe.execute()
+        # Reads of other requests that are ready at the same time share the round trip.
+        record, meta, history = group_commit.execute(pipe)
     return RawTask(_decode_hash(record), meta, history)
 
 

@@ -10,7 +10,7 @@ on the same MULTI/EXEC as its message: a web process that dies in between leaves
 neither, and accepting a task is one round trip. The message itself is still built
 by Celery and serialized by kombu; only where its commands run changes. Batches of
 one process that are ready at the same time share that round trip: one MULTI/EXEC
-carries them all (tasks/celery_ext/group_commit.py).
+carries them all (tasks/group_commit.py).
 
 One part of such a MULTI/EXEC can fail alone: a Lua step that Redis answers
 NOSCRIPT (it forgot its scripts: a restart, SCRIPT FLUSH, a failover), as Redis
@@ -48,7 +48,7 @@ from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
 
-from tasks.celery_ext import group_commit
+from tasks import group_commit
 
 # The batch that the current publish opened, for the caller to add its commands to.
 _open_batch: ContextVar[TransactionalPublishBatch | None] = ContextVar(

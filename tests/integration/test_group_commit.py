@@ -12,7 +12,7 @@ import redis
 from redis.exceptions import ResponseError
 
 from taskrelay.waiting import free_port
-from tasks.celery_ext import group_commit
+from tasks import group_commit
 
 # Keeps Redis inside one transaction long enough for others to gather behind it.
 BUSY_LUA = """
@@ -55,23 +55,29 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
         yield client
 
 
-def _behind_a_busy_transaction(
-    client: redis.Redis, group: group_commit.GroupCommit, fill: list[Callable[[Any], None]]
+def _behind_a_busy_one(
+    client: redis.Redis,
+    group: group_commit.GroupCommit,
+    fill: list[Callable[[Any], None]],
+    *,
+    transaction: bool = True,
 ) -> tuple[_Sender, list[_Sender]]:
-    """A transaction that keeps Redis busy, and one sender per ``fill`` gathered behind it."""
-    busy = client.pipeline(transaction=True)
+    """A pipeline that keeps Redis busy, and one sender per ``fill`` gathered behind it."""
+    busy = client.pipeline(transaction=transaction)
     busy.eval(BUSY_LUA, 0, BUSY_US)
     first = _Sender(group, busy)
     first.start()
     wait_until(lambda: group._on_the_wire)
     senders = []
     for queue_commands in fill:
-        pipeline = client.pipeline(transaction=True)
+        pipeline = client.pipeline(transaction=transaction)
         queue_commands(pipeline)
         senders.append(_Sender(group, pipeline))
     for sender in senders:
         sender.start()
-    wait_until(lambda: len(group._waiting) == len(senders) or first.replies is not None)
+    # All of them wait while the busy one is on the wire: they go together after it.
+    wait_until(lambda: len(group._waiting) == len(senders))
+    assert first.replies is None
     for sender in [first, *senders]:
         sender.join(JOIN_TIMEOUT_S)
         assert not sender.is_alive()
@@ -85,12 +91,15 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.005)
 
 
-def test_transactions_ready_together_share_one_multi_exec(client: redis.Redis) -> None:
+@pytest.mark.parametrize("transaction", [True, False], ids=["multi-exec", "pipeline"])
+def test_pipelines_ready_together_share_one_round_trip(
+    client: redis.Redis, transaction: bool
+) -> None:
     group = group_commit.GroupCommit()
     client.delete("gc:a", "gc:b", "gc:c")
     before = _calls(client, "multi")
 
-    first, senders = _behind_a_busy_transaction(
+    first, senders = _behind_a_busy_one(
         client,
         group,
         [
@@ -98,12 +107,13 @@ def test_transactions_ready_together_share_one_multi_exec(client: redis.Redis) -
             lambda pipe: pipe.set("gc:b", "x").get("gc:b"),
             lambda pipe: pipe.rpush("gc:c", 1, 2, 3),
         ],
+        transaction=transaction,
     )
 
     assert first.replies == [1]
     assert [s.replies for s in senders] == [[1, 2], [True, "x"], [3]]
     # The busy one alone, then the three that gathered behind it, together.
-    assert _calls(client, "multi") - before == 2
+    assert _calls(client, "multi") - before == (2 if transaction else 0)
     assert not group._on_the_wire
 
 
@@ -112,7 +122,7 @@ def test_a_failing_command_fails_only_its_own_sender(client: redis.Redis) -> Non
     client.set("gc:text", "not a number")
     client.delete("gc:n")
 
-    _, (failing, passing) = _behind_a_busy_transaction(
+    _, (failing, passing) = _behind_a_busy_one(
         client,
         group,
         [lambda pipe: pipe.incr("gc:text"), lambda pipe: pipe.incr("gc:n")],
@@ -145,7 +155,7 @@ def test_a_pipeline_on_a_connection_of_its_own_runs_alone(client: redis.Redis) -
     assert not group._waiting and not group._on_the_wire
 
 
-def test_pools_of_one_server_share_a_group(redis_url: str) -> None:
+def test_pools_of_one_server_share_a_group_for_each_kind(redis_url: str) -> None:
     with (
         redis.Redis.from_url(redis_url) as one,
         redis.Redis.from_url(redis_url) as other,
@@ -153,4 +163,5 @@ def test_pools_of_one_server_share_a_group(redis_url: str) -> None:
     ):
         group = group_commit.group_for(one.pipeline())
         assert group_commit.group_for(other.pipeline()) is group
+        assert group_commit.group_for(other.pipeline(transaction=False)) is not group
         assert group_commit.group_for(other_db.pipeline()) is not group

@@ -1,26 +1,27 @@
-"""Publish transactions of one process that are ready together, run as one MULTI/EXEC.
+"""Pipelines of one process that are ready together, run in one round trip.
 
-Under gevent a web process serves many ``POST /api/tasks`` at once, and each ends in
-a MULTI/EXEC of its own (tasks/celery_ext/atomic_publish.py): a pooled connection
-lent and given back, a write, a read and a transaction for Redis to parse. Here a
-transaction that finds another one on the wire waits for it; those that gathered
-meanwhile then go in one MULTI/EXEC, run by the first of them (the leader) on its
-own pipeline, and each gets back the replies to its own commands. A transaction
-that finds the wire free runs at once, so a lone request waits for nothing, and the
-busier the process, the more transactions share a round trip (group commit, as a
-database's log writer does it).
+Under gevent a web process serves many requests at once, and each ends in a round
+trip of its own: a ``POST /api/tasks`` in a MULTI/EXEC (tasks/celery_ext/
+atomic_publish.py), a ``GET /api/tasks/<id>`` in a pipeline of three reads. Each is
+a pooled connection lent and given back, a write and a read, in the web and in
+Redis. Here a pipeline that finds another of its kind on the wire waits for it;
+those that gathered meanwhile then go as one, run by the first of them (the leader)
+on its own pipeline, and each gets back the replies to its own commands. A
+pipeline that finds the wire free runs at once, so a lone request waits for
+nothing, and the busier the process, the more requests share a round trip (group
+commit, as a database's log writer does it).
 
-One MULTI/EXEC for several tasks keeps every promise of one per task: each task's
-record commits with its message, as all of them commit together. What fails a
-transaction fails all that share it, as it would have failed each alone: Redis
-unreachable, a reply that never came (each sender then learns that delivery is
-uncertain), or a transaction refused whole (``EXECABORT``: out of memory, a
-read-only replica). Replies inside EXEC stay each sender's own: a script call that
-Redis answers NOSCRIPT is run again by the sender that queued it
-(tasks/scripts.py).
+Transactions go with transactions, in one MULTI/EXEC, which keeps every promise of
+one per task: each task's record commits with its message, as all of them commit
+together. What fails a transaction fails all that share it, as it would have failed
+each alone: Redis unreachable, a reply that never came (each sender then learns
+that delivery is uncertain), or a transaction refused whole (``EXECABORT``: out of
+memory, a read-only replica). Replies stay each sender's own: a command that fails
+inside EXEC fails its sender only, and a script call that Redis answers NOSCRIPT is
+run again by the sender that queued it (tasks/scripts.py).
 
 A pipeline that holds a connection of its own (durable accept runs ``WAIT`` on the
-connection that wrote, webapp/durable_accept.py) is not grouped.
+connection that wrote, webapp/durable_accept.py) or WATCHes keys is not grouped.
 """
 
 from __future__ import annotations
@@ -59,20 +60,23 @@ class GroupedExecute:
         pipeline = self._pipeline()
         if pipeline is None:
             raise RuntimeError("the pipeline of this execute() is gone")
-        return group_for(pipeline).execute(pipeline, raise_on_error)
+        return execute(pipeline, raise_on_error)
 
 
-# The group of each connection pool; pools that reach the same server share one.
-_group_of_pool: weakref.WeakKeyDictionary[Any, GroupCommit] = weakref.WeakKeyDictionary()
-_group_of_server: dict[Hashable, GroupCommit] = {}
+# The groups of each connection pool; pools that reach the same server share them.
+_groups_of_pool: weakref.WeakKeyDictionary[Any, dict[bool, GroupCommit]] = (
+    weakref.WeakKeyDictionary()
+)
+_groups_of_server: dict[Hashable, dict[bool, GroupCommit]] = {}
 _groups_lock = threading.Lock()
 
 
 def group_for(pipeline: Pipeline) -> GroupCommit:
-    """The group of the Redis server (and database) that the pipeline's pool connects to."""
+    """The group of the pipeline's Redis server (and database), for its kind: MULTI/EXEC
+    transactions go with transactions, plain pipelines with plain pipelines."""
     pool = pipeline.connection_pool
-    group = _group_of_pool.get(pool)
-    if group is None:
+    groups = _groups_of_pool.get(pool)
+    if groups is None:
         # kombu makes a pool per channel, and a process has several channels to one server.
         settings = pool.connection_kwargs.items()
         server = (
@@ -81,9 +85,16 @@ def group_for(pipeline: Pipeline) -> GroupCommit:
             frozenset((k, v) for k, v in settings if isinstance(v, str | int | float | None)),
         )
         with _groups_lock:
-            group = _group_of_server.setdefault(server, GroupCommit())
-            _group_of_pool[pool] = group
-    return group
+            groups = _groups_of_server.setdefault(
+                server, {True: GroupCommit(), False: GroupCommit()}
+            )
+            _groups_of_pool[pool] = groups
+    return groups[bool(pipeline.transaction)]
+
+
+def execute(pipeline: Pipeline, raise_on_error: bool = True) -> list[Any]:
+    """Run the pipeline with those of this process that are ready at the same time."""
+    return group_for(pipeline).execute(pipeline, raise_on_error)
 
 
 class _Pending:
