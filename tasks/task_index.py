@@ -125,22 +125,40 @@ local function submitted(id, name, score, entry, event)
     redis.call('ZADD', IDS, 0, id)
     redis.call('EXPIRE', IDS, TTL)
     keep(BY_NAME .. name, score, id, cutoff)
-    keep(BY_STATE .. 'QUEUED', score, id, cutoff)
-    keep(BY_STATE_NAME .. 'QUEUED:' .. name, score, id, cutoff)
-    redis.call('HSET', RECORD .. id, 'index_state', 'QUEUED', 'index_score', score)
-    record_event(id, entry, event, false, true)
+    -- QUEUED, or the state the task reached before this step ran (see moved).
+    local pending = redis.call('HGET', RECORD .. id, 'index_pending')
+    local state = pending or 'QUEUED'
+    keep(BY_STATE .. state, score, id, cutoff)
+    keep(BY_STATE_NAME .. state .. ':' .. name, score, id, cutoff)
+    redis.call('HSET', RECORD .. id, 'index_state', state, 'index_score', score)
+    if pending then
+        -- The stream has told its later states already; QUEUED goes first in its history.
+        redis.call('LPUSH', HISTORY .. id, entry)
+        redis.call('EXPIRE', HISTORY .. id, TTL)
+    else
+        record_event(id, entry, event, false, true)
+    end
     -- The accepted-tasks counter (tasks/metrics.py) here, not a command of its own
     -- on the submission's MULTI: each costs the web ~90k instructions of redis-py.
     redis.call('HINCRBY', COUNTERS, name .. SUBMITTED, 1)
 end
 
 local function moved(id, name, state, at, entry, event, run_s)
-    local found = redis.call('HMGET', RECORD .. id, 'index_state', 'index_score')
-    local old, score = found[1], found[2]
-    -- No record (expired, or never indexed), or SUCCESS, which nothing overwrites.
-    if not old or not score or (old == 'SUCCESS' and state ~= 'SUCCESS') then return end
+    local found = redis.call(
+        'HMGET', RECORD .. id, 'index_state', 'index_score', 'index_pending', 'task')
+    local old, score, pending = found[1], found[2], found[3]
     local now = tonumber(at)
-    if old ~= state then
+    if not old or not score then
+        -- No record (expired, or sent without one); or a record whose submission step
+        -- has not run yet: Redis answered it NOSCRIPT inside the submission's MULTI/EXEC,
+        -- which sends it again right after, and a worker was quicker. That step indexes
+        -- the task in the state kept here; the history and the stream get it now.
+        if not found[4] or (pending == 'SUCCESS' and state ~= 'SUCCESS') then return end
+        redis.call('HSET', RECORD .. id, 'index_pending', state)
+        old = pending
+    elseif old == 'SUCCESS' and state ~= 'SUCCESS' then
+        return  -- SUCCESS, which nothing overwrites
+    elseif old ~= state then
         redis.call('ZREM', BY_STATE .. old, id)
         redis.call('ZREM', BY_STATE_NAME .. old .. ':' .. name, id)
         keep(BY_STATE .. state, score, id, now - TTL)
@@ -148,7 +166,7 @@ local function moved(id, name, state, at, entry, event, run_s)
         redis.call('HSET', RECORD .. id, 'index_state', state)
     end
     record_event(id, entry, event, old == 'PROGRESS' and state == 'PROGRESS', state == 'STARTED')
-    if state == 'STARTED' and old == 'QUEUED' then
+    if state == 'STARTED' and old == 'QUEUED' and score then
         add_stat(now, name .. '|wait|' .. bucket_of(now - tonumber(score)))
     elseif state == 'SUCCESS' or state == 'FAILURE' then
         add_stat(now, name .. (state == 'SUCCESS' and '|succeeded' or '|failed'))

@@ -20,7 +20,8 @@ gets every reply. The record and the message hold no script call; they commit
 together or not at all as before. The step only writes the task index and the
 accepted-tasks counter, which the record does not depend on: had the process died
 between the two round trips, the task would be accepted, sent and readable by id,
-only missing from the lists and the count. A
+only missing from the lists and the count; a worker that ends the task in between
+leaves its state for the step to index (tasks/task_index.py). A
 Redis that cannot be reached for the second one fails the batch, as a lost reply
 to EXEC does: the caller learns that delivery is uncertain.
 

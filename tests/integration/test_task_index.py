@@ -280,6 +280,49 @@ def test_history_keeps_one_progress_entry_and_nothing_moves_a_task_out_of_succes
     assert counts["STARTED"] == counts["PROGRESS"] == counts["RETRY"] == 0
 
 
+def test_a_task_that_ends_before_its_submission_step_runs_is_indexed_in_its_last_state(
+    index_client: FlaskClient, index_redis: redis.Redis
+) -> None:
+    """Redis answers the submission's step NOSCRIPT inside its MULTI/EXEC (it forgot its
+    scripts), the record and the message commit, and a worker finishes the task before the
+    web sends the step again: the step indexes the task as SUCCESS, not QUEUED."""
+    task_id = str(uuid.uuid4())
+    submitted_at = datetime.now(UTC)
+    with index_redis.pipeline(transaction=True) as pipe:
+        records.save_submission(
+            pipe,
+            task_id,
+            task="consume",
+            args=[1],
+            kwargs={},
+            submitted_at=submitted_at.isoformat(),
+        )
+        # The record's own commands commit; its step did not run.
+        step = pipe.command_stack.pop()
+        assert step[0][0] == "EVALSHA"
+        pipe.execute()
+    with index_redis.pipeline(transaction=False) as pipe:
+        for state in ("STARTED", "SUCCESS", "RETRY"):  # a late RETRY changes nothing
+            task_index.queue_step(pipe, task_index.moved_command(task_id, "consume", state))
+        task_index.queue_step(pipe, task_index.submitted_command(task_id, "consume", submitted_at))
+        pipe.execute()
+
+    counts = index_client.get("/api/tasks/counts?task=consume").get_json()
+    assert counts["SUCCESS"] == 1 and counts["all"] == 1 and counts["QUEUED"] == 0
+    listed = index_client.get("/api/tasks?state=SUCCESS").get_json()["tasks"]
+    assert [doc["id"] for doc in listed] == [task_id]
+    history = records.parse_history(records.read_one_raw(index_redis, index_redis, task_id).history)
+    assert [entry["state"] for entry in history] == ["QUEUED", "STARTED", "SUCCESS"]
+    # The stream told each state as it came, and nothing after SUCCESS.
+    streamed = [json.loads(fields[b"data"]) for _, fields in index_redis.xrange(keys.TASK_EVENTS)]
+    assert [e["state"] for e in streamed if e["id"] == task_id] == ["STARTED", "SUCCESS"]
+    # The task moves on from there as any other (a redelivery's start changes nothing).
+    with index_redis.pipeline(transaction=False) as pipe:
+        task_index.queue_step(pipe, task_index.moved_command(task_id, "consume", "STARTED"))
+        pipe.execute()
+    assert index_client.get("/api/tasks/counts").get_json()["SUCCESS"] == 1
+
+
 def test_records_older_than_their_ttl_are_neither_counted_nor_kept_in_the_indexes(
     index_client: FlaskClient, index_redis: redis.Redis
 ) -> None:
