@@ -58,6 +58,12 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return waiting.log_tail(path, lines)
 
 
+def command_calls(client: redis.Redis, name: str) -> int:
+    """How many times Redis ran a command, by INFO commandstats (INFO itself not counted)."""
+    stats = client.info("commandstats").get(f"cmdstat_{name}")
+    return int(stats["calls"]) if stats else 0
+
+
 def start_worker(
     queue: str,
     redis_url: str,

@@ -9,12 +9,8 @@ import redis
 from flask import Flask
 
 from tasks import keys
+from tests.support import command_calls
 from webapp import create_app
-
-
-def _commands(client: redis.Redis, name: str) -> int:
-    stats = client.info("commandstats").get(f"cmdstat_{name}")
-    return int(stats["calls"]) if stats else 0
 
 
 @pytest.fixture
@@ -31,12 +27,12 @@ def test_a_submit_writes_its_record_and_its_message_in_one_transaction(
     assert app.extensions["taskrelay"].submit_atomically
     client = app.test_client()
     client.post("/api/tasks", json={"task": "consume", "args": [6]})  # declares the queue
-    before = {name: _commands(redis_client, name) for name in ("exec", "lpush", "hset")}
+    before = {name: command_calls(redis_client, name) for name in ("exec", "lpush", "hset")}
 
     reply = client.post("/api/tasks", json={"task": "consume", "args": [7]})
 
     assert reply.status_code == 202
-    after = {name: _commands(redis_client, name) for name in ("exec", "lpush", "hset")}
+    after = {name: command_calls(redis_client, name) for name in ("exec", "lpush", "hset")}
     # The INFO calls themselves are not in these counts.
     assert after["exec"] - before["exec"] == 1
     assert after["lpush"] - before["lpush"] == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from redis.exceptions import ResponseError
 
 from taskrelay.waiting import free_port
 from tasks import group_commit
+from tests.support import command_calls, wait_until
 
 # Keeps Redis inside one transaction long enough for others to gather behind it.
 BUSY_LUA = """
@@ -23,13 +23,9 @@ until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) >= tonumber(ARGV[1])
 return 1
 """
 BUSY_US = 300_000
-GATHER_TIMEOUT_S = 5.0
+# Well inside BUSY_US, so that the gathering is seen while the busy one runs.
+POLL_S = 0.005
 JOIN_TIMEOUT_S = 10.0
-
-
-def _calls(client: redis.Redis, name: str) -> int:
-    stats = client.info("commandstats").get(f"cmdstat_{name}")
-    return int(stats["calls"]) if stats else 0
 
 
 class _Sender(threading.Thread):
@@ -67,7 +63,7 @@ def _behind_a_busy_one(
     busy.eval(BUSY_LUA, 0, BUSY_US)
     first = _Sender(group, busy)
     first.start()
-    wait_until(lambda: group._on_the_wire)
+    wait_until(lambda: group._on_the_wire, interval_s=POLL_S, what="the busy one on the wire")
     senders = []
     for queue_commands in fill:
         pipeline = client.pipeline(transaction=transaction)
@@ -76,19 +72,14 @@ def _behind_a_busy_one(
     for sender in senders:
         sender.start()
     # All of them wait while the busy one is on the wire: they go together after it.
-    wait_until(lambda: len(group._waiting) == len(senders))
+    wait_until(
+        lambda: len(group._waiting) == len(senders), interval_s=POLL_S, what="the senders to gather"
+    )
     assert first.replies is None
     for sender in [first, *senders]:
         sender.join(JOIN_TIMEOUT_S)
         assert not sender.is_alive()
     return first, senders
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + GATHER_TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, "the senders did not gather in time"
-        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("transaction", [True, False], ids=["multi-exec", "pipeline"])
@@ -97,7 +88,7 @@ def test_pipelines_ready_together_share_one_round_trip(
 ) -> None:
     group = group_commit.GroupCommit()
     client.delete("gc:a", "gc:b", "gc:c")
-    before = _calls(client, "multi")
+    before = command_calls(client, "multi")
 
     first, senders = _behind_a_busy_one(
         client,
@@ -113,7 +104,7 @@ def test_pipelines_ready_together_share_one_round_trip(
     assert first.replies == [1]
     assert [s.replies for s in senders] == [[1, 2], [True, "x"], [3]]
     # The busy one alone, then the three that gathered behind it, together.
-    assert _calls(client, "multi") - before == (2 if transaction else 0)
+    assert command_calls(client, "multi") - before == (2 if transaction else 0)
     assert not group._on_the_wire
 
 
