@@ -37,6 +37,12 @@ class PendingStart:
         self._claimed = False
         self.due = time.monotonic() + WRITE_AFTER_S
 
+    @property
+    def claimed(self) -> bool:
+        """Whether its write is taken; read without the lock, so only as a hint that a
+        False may turn True meanwhile (never the reverse)."""
+        return self._claimed
+
     def claim(self) -> bool:
         """Whether the caller writes the start with its state (True once, for the first).
 
@@ -60,8 +66,11 @@ class _Writer:
     """The process's thread that writes the starts no state claimed in time.
 
     Starts are due in the order they were made (one delay for all), so a deque
-    kept in that order is enough, and the thread wakes once per due start at most,
-    not once per task: a start claimed meanwhile is dropped when it comes due.
+    kept in that order is enough. The thread waits only for the oldest start not yet
+    claimed: those claimed before it are dropped without waiting for them to come
+    due. A worker whose tasks end within the delay then wakes it about once per
+    ``WRITE_AFTER_S``, not once per task (each wake-up costs a system call and a turn
+    of the interpreter lock with the task's thread).
     """
 
     def __init__(self) -> None:
@@ -87,6 +96,8 @@ class _Writer:
         """The next start once it is due; None when stopping."""
         with self._wake:
             while not self._stopping:
+                while self._due and self._due[0].claimed:
+                    self._due.popleft()
                 if not self._due:
                     self._wake.wait()
                     continue
