@@ -12,22 +12,29 @@
 -- ARGV[4]              the wake key's member
 -- ARGV[5]              the task records' key prefix, '' for no start checks (below)
 -- ARGV[6]              the durable revoke set (sorted set of task ids)
--- ARGV[7 ..]           delivery tags of acknowledged messages: their records go first
+-- ARGV[7]              the name prefix of taskrelay's own tasks, checked even without
+--                      a record ('' for none; see below)
+-- ARGV[8]              the seconds a record created by a check is kept
+-- ARGV[9 ..]           delivery tags of acknowledged messages: their records go first
 --
 -- Returns {more, queue number, message, start check, queue number, message, start
 -- check, ...}. more is 1 when a list still holds messages; the wake key of its queue
 -- is then set again, so that the next blocked consumer wakes up and takes them; the
 -- wake key of an empty queue goes.
 --
--- The start check of a task due now whose record exists (tasks/records.py) is what
--- its worker would otherwise ask Redis for before it runs the task: the delivery is
--- counted against its attempt in the record, and the revoke set is read. It is
+-- The start check of a task due now is what its worker would otherwise ask Redis for
+-- before it runs the task: the delivery is counted against its attempt in the task's
+-- record (tasks/records.py), and the revoke set is read. It is
 -- "deliveries:revoked:attempt:task id" (revoked 1 or 0; the last two name what was
 -- checked, so that a copy of the header in a later message, a retry's, says nothing
--- about that one), '' for a message without one: a task with a
--- countdown or eta, which may be held and handed back many times before it starts,
--- a task without a record, or a message that is not a task. The record and revoke
--- keys are named in ARGV, not KEYS: taskrelay runs on one Redis, never a cluster.
+-- about that one), '' for a message without one: a task with a countdown or eta,
+-- which may be held and handed back many times before it starts, a task that is not
+-- taskrelay's own and has no record, or a message that is not a task. A task of
+-- taskrelay's own sent with Celery's API has no record until this check starts one
+-- (its worker would start it at the task's start otherwise); tasks of other kinds
+-- (the relay's, Celery's built-in ones) are left alone: nothing of theirs reads it.
+-- The record and revoke keys are named in ARGV, not KEYS: taskrelay runs on one
+-- Redis, never a cluster.
 --
 -- The records are written exactly as kombu's QoS.append writes them, so kombu's
 -- restore_visible, restore_by_tag and the lease renewal work on them unchanged. A
@@ -40,12 +47,14 @@ local limit = tonumber(ARGV[2])
 local queues = tonumber(ARGV[3])
 local wake_member = ARGV[4]
 local record_prefix, revoked_set = ARGV[5], ARGV[6]
+local own_prefix, record_ttl = ARGV[7], ARGV[8]
+local FIRST_ACK = 9
 local first_list = 3 + queues
 local steps = (#KEYS - first_list + 1) / queues
 
 -- unpack() has a stack limit; acknowledgements go in slices of this many.
 local ACK_SLICE = 1000
-for first = 7, #ARGV, ACK_SLICE do
+for first = FIRST_ACK, #ARGV, ACK_SLICE do
   local last = math.min(first + ACK_SLICE - 1, #ARGV)
   redis.call('ZREM', index, unpack(ARGV, first, last))
   redis.call('HDEL', unacked, unpack(ARGV, first, last))
@@ -54,6 +63,11 @@ end
 local reply = {0}
 local records, scores = {}, {}
 local taken = 0
+
+local function is_own(task)
+  return own_prefix ~= '' and type(task) == 'string'
+    and string.sub(task, 1, #own_prefix) == own_prefix
+end
 
 local function start_check(decoded)
   local headers = decoded['headers']
@@ -65,11 +79,15 @@ local function start_check(decoded)
     return ''
   end
   local record_key = record_prefix .. headers['id']
-  if redis.call('EXISTS', record_key) == 0 then
+  local started_here = redis.call('EXISTS', record_key) == 0
+  if started_here and not is_own(headers['task']) then
     return ''
   end
   local attempt = tonumber(headers['retries']) or 0
   local deliveries = redis.call('HINCRBY', record_key, 'deliveries:' .. attempt, 1)
+  if started_here then
+    redis.call('EXPIRE', record_key, record_ttl)
+  end
   local revoked = redis.call('ZSCORE', revoked_set, headers['id']) and 1 or 0
   return deliveries .. ':' .. revoked .. ':' .. attempt .. ':' .. headers['id']
 end

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from tasks import defaults
 from tasks import keys as keys_module
+from tasks.names import TASK_NAME_PREFIX
 from tasks.text import as_text
 
 # The wake key of a queue sits beside its priority lists (kombu names them
@@ -61,13 +63,15 @@ def fetch_call(
 
     ``lists_by_step`` holds, for each priority step in kombu's order, the list of
     every queue (in ``queues`` order) at that step. With ``start_checks`` the script
-    also makes the start check of each task it takes (see StartCheck).
+    also makes the start check of each task it takes that has a record or is one of
+    taskrelay's own (tasks/celery_ext/start_check.py).
     """
     lists = [name for step in lists_by_step for name in step]
     keys = (unacked_key, unacked_index_key, *wake_keys, *lists)
     record_prefix = keys_module.task_record("") if start_checks else ""
     args: tuple[str | int | float, ...] = (repr(now), max(limit, 1), len(queues), WAKE_MEMBER)
-    args += (record_prefix, keys_module.REVOKED, *acks)
+    args += (record_prefix, keys_module.REVOKED, TASK_NAME_PREFIX, defaults.TASK_RECORD_TTL_S)
+    args += tuple(acks)
     return FetchCall(tuple(queues), tuple(acks), keys, args)
 
 

@@ -3,8 +3,9 @@
 Before a worker runs a task it must know whether the task was revoked (the durable
 revoke set) and how often this attempt was delivered already (a task that killed its
 worker each time is poison). fetch.lua answers both for every task due now that has
-a record, in the round trip that takes the message, so the worker need not ask again
-when the task starts (tasks/celery_ext/tracking.py). The answer travels to the pool
+a record or is one of taskrelay's own (sent with Celery's API, it has no record until
+the check starts one), in the round trip that takes the message, so the worker need
+not ask again when the task starts (tasks/celery_ext/tracking.py). The answer travels to the pool
 child in a message header that only this worker's copy of the message carries.
 
 A message a live worker hands back unstarted (a warm shutdown, a lost connection)

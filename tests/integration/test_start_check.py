@@ -23,8 +23,10 @@ from flask.testing import FlaskClient
 from kombu import Consumer, Exchange, Producer, Queue
 from kombu.asynchronous import Hub
 
-from tasks import keys
+from tasks import defaults, keys
+from tasks.app_factory import create_celery_app
 from tasks.celery_ext import start_check
+from tasks.names import celery_name
 from tests.integration.test_transport_event_loop import Turns, connected
 from tests.support import wait_until
 
@@ -51,7 +53,7 @@ def deliveries(client: redis.Redis, task_id: str, attempt: int = 0) -> int:
 def test_the_fetch_checks_due_tasks_with_records_and_a_closing_consumer_takes_them_back(
     broker_url: str, broker_redis: redis.Redis
 ) -> None:
-    due, revoked, countdown, unrecorded = (str(uuid.uuid4()) for _ in range(4))
+    due, revoked, countdown, unrecorded, own = (str(uuid.uuid4()) for _ in range(5))
     for task_id in (due, revoked, countdown):
         broker_redis.hset(keys.task_record(task_id), "state", "QUEUED")
     broker_redis.zadd(keys.REVOKED, {revoked: time.time()})
@@ -72,6 +74,8 @@ def test_the_fetch_checks_due_tasks_with_records_and_a_closing_consumer_takes_th
                 **{start_check.HEADER: f"1:0:0:{countdown}"},
             )
             publish_task(producer, unrecorded)
+            # One of taskrelay's own, sent with Celery's API: no record until checked.
+            publish_task(producer, own, task=celery_name("noop"))
             turns = Turns(hub, consumer_side)
 
             def hold(body: dict[str, Any], message: Any) -> None:
@@ -79,26 +83,30 @@ def test_the_fetch_checks_due_tasks_with_records_and_a_closing_consumer_takes_th
 
             channel = consumer_side.default_channel
             with Consumer(channel, queues=[QUEUE], callbacks=[hold], accept=["json"]):
-                turns.until(lambda: len(received) == 4, "all four messages")
+                turns.until(lambda: len(received) == 5, "all five messages")
             checks = {task_id: received[task_id].get(start_check.HEADER) for task_id in received}
             assert checks == {
                 due: f"1:0:0:{due}",
                 revoked: f"1:1:0:{revoked}",
                 countdown: None,
                 unrecorded: None,
+                own: f"1:0:0:{own}",
             }
             assert deliveries(broker_redis, due) == 1
             assert deliveries(broker_redis, countdown) == 0
             assert not broker_redis.exists(keys.task_record(unrecorded))
+            # The record the check started is bounded like every record.
+            assert 0 < broker_redis.ttl(keys.task_record(own)) <= defaults.TASK_RECORD_TTL_S
             # The check travels with this worker's copy only: the queue's stays as sent.
             stored = broker_redis.hvals(channel.unacked_key)
             with_header = [raw for raw in stored if start_check.HEADER in raw]
-            assert len(stored) == 4 and len(with_header) == 1 and countdown in with_header[0]
+            assert len(stored) == 5 and len(with_header) == 1 and countdown in with_header[0]
             # Closing hands the held messages back, unrun: no delivery killed a worker.
             channel.close()
         assert deliveries(broker_redis, due) == 0
         assert deliveries(broker_redis, revoked) == 0
-        assert broker_redis.llen(QUEUE.name) == 4
+        assert deliveries(broker_redis, own) == 0
+        assert broker_redis.llen(QUEUE.name) == 5
     finally:
         hub.close()
 
@@ -174,6 +182,28 @@ def test_a_quick_task_writes_its_start_with_its_result(
     assert record[b"deliveries:0"] == b"1", record
     # Its SUCCESS was the one state published: STARTED went with it, not before it.
     wait_until(lambda: published.by_task.get(task_id), timeout_s=5, what="the publication")
+    assert published.by_task[task_id] == ["SUCCESS"], published.by_task[task_id]
+
+
+@pytest.mark.usefixtures("task_worker")
+def test_a_task_sent_with_celerys_api_is_checked_at_fetch_and_writes_its_start_with_its_result(
+    redis_url: str, results: redis.Redis, published: PublishedStates
+) -> None:
+    sender = create_celery_app(redis_url)
+    try:
+        task_id = str(sender.send_task(celery_name("consume"), args=[3], queue="tasks").id)
+    finally:
+        sender.close()
+    record_key = keys.task_record(task_id)
+    wait_until(
+        lambda: published.by_task.get(task_id) and results.hexists(record_key, "started_at"),
+        timeout_s=TASK_TIMEOUT_S,
+        what="the task to succeed",
+    )
+    record = results.hgetall(record_key)
+    # The fetch counted its delivery (a record it started), the worker asked nothing
+    # before running it: its start went with SUCCESS, the one state published.
+    assert record[b"deliveries:0"] == b"1" and record[b"worker"], record
     assert published.by_task[task_id] == ["SUCCESS"], published.by_task[task_id]
 
 
