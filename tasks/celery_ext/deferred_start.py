@@ -68,22 +68,26 @@ class _Writer:
     Starts are due in the order they were made (one delay for all), so a deque
     kept in that order is enough. The thread waits only for the oldest start not yet
     claimed: those claimed before it are dropped without waiting for them to come
-    due. A worker whose tasks end within the delay then wakes it about once per
-    ``WRITE_AFTER_S``, not once per task (each wake-up costs a system call and a turn
-    of the interpreter lock with the task's thread).
+    due. With nothing left to wait for it lingers one delay before it sleeps until a
+    start wakes it: a quick task's start is claimed before the thread could look at
+    it, and waking it for each would cost a system call and a turn of the
+    interpreter lock with the task's thread. A worker whose tasks end within the
+    delay wakes it about once per ``WRITE_AFTER_S``, not once per task.
     """
 
     def __init__(self) -> None:
         self._due: deque[PendingStart] = deque()
         self._wake = threading.Condition()
         self._stopping = False
+        # True while the thread sleeps until woken: only then does a new start wake it.
+        self._asleep = False
         self._thread = threading.Thread(target=self._run, name="deferred-start", daemon=True)
         self._thread.start()
 
     def add(self, pending: PendingStart) -> None:
         with self._wake:
             self._due.append(pending)
-            if len(self._due) == 1:
+            if self._asleep:
                 self._wake.notify()
 
     def stop(self) -> None:
@@ -95,16 +99,26 @@ class _Writer:
     def _next_due(self) -> PendingStart | None:
         """The next start once it is due; None when stopping."""
         with self._wake:
+            lingered = False
             while not self._stopping:
                 while self._due and self._due[0].claimed:
                     self._due.popleft()
-                if not self._due:
-                    self._wake.wait()
-                    continue
-                wait_s = self._due[0].due - time.monotonic()
-                if wait_s <= 0:
-                    return self._due.popleft()
-                self._wake.wait(wait_s)
+                if self._due:
+                    lingered = False
+                    wait_s = self._due[0].due - time.monotonic()
+                    if wait_s <= 0:
+                        return self._due.popleft()
+                    self._wake.wait(wait_s)
+                elif not lingered:
+                    # A start added meanwhile is due no sooner than this ends.
+                    lingered = True
+                    self._wake.wait(WRITE_AFTER_S)
+                else:
+                    self._asleep = True
+                    try:
+                        self._wake.wait()
+                    finally:
+                        self._asleep = False
             return None
 
     def _run(self) -> None:
