@@ -119,6 +119,7 @@ class _Writer:
                         self._wake.wait()
                     finally:
                         self._asleep = False
+                    lingered = False  # woken by a start, which may be claimed by now
             return None
 
     def _run(self) -> None:
