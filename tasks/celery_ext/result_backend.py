@@ -51,9 +51,9 @@ end
 """
 
 # KEYS[1]: the result key. ARGV[1]: the encoded meta; ARGV[2]: seconds to keep it
-# (0: forever); ARGV[3...]: commands to run once it is stored, each a JSON array of
-# strings: a Redis command, or a task index step. Returns 1 if stored, 0 if a
-# SUCCESS was there already.
+# (0: forever); ARGV[3] (optional): the commands to run once it is stored, one JSON
+# array of them, each an array of strings: a Redis command, or a task index step.
+# Returns 1 if stored, 0 if a SUCCESS was there already.
 GUARDED_SET = (
     task_index.LUA_STEPS
     + GUARDED_SET_FUNCTION
@@ -61,8 +61,7 @@ GUARDED_SET = (
 if not guarded_set(KEYS[1], ARGV[1], ARGV[2]) then
     return 0
 end
-for i = 3, #ARGV do
-    local command = cjson.decode(ARGV[i])
+for _, command in ipairs(ARGV[3] and cjson.decode(ARGV[3]) or {}) do
     local step = STEPS[command[1]]
     if step then
         step(unpack(command, 2))
@@ -125,7 +124,8 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
             self._guarded_set_script = self.client.register_script(GUARDED_SET)
         return self._guarded_set_script(
             keys=[self.get_key_for_task(task_id)],
-            args=[encoded, self.ttl_for(state), *(json.dumps(list(c)) for c in then)],
+            # One JSON text for all of them: a task's end carries about nine.
+            args=[encoded, self.ttl_for(state), *([json.dumps(then)] if then else [])],
             client=client or self.client,
         )
 
