@@ -132,6 +132,9 @@ def test_state_tabs_show_live_counts_and_only_their_state(page: Page, api: httpx
         failure_tab.click()
         expect(failure_tab).to_have_attribute("aria-selected", "true")
         expect(page.get_by_role("tabpanel")).to_have_attribute("aria-labelledby", "tab-FAILURE")
+        # The click starts the tab's read; until it answers, the rows are the last list's
+        # (the failed task among them), so wait for the read, not for the row.
+        expect(page.locator("#task-table")).to_have_attribute("aria-busy", "false")
         expect(page.locator(f'tr.task-row[data-task-id="{failed}"]')).to_be_visible()
         states = page.locator("#task-rows tr.task-row").evaluate_all(
             "rows => rows.map(row => row.dataset.state)"
