@@ -12,6 +12,7 @@ import redis
 from kombu import Connection
 
 from taskrelay import roles, waiting
+from taskrelay.bench import commandstats
 from taskrelay.embedded_redis import EmbeddedRedis, find_server_binary, wheel_server_binary
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
@@ -60,8 +61,7 @@ def log_tail(path: Path, lines: int = 40) -> str:
 
 def command_calls(client: redis.Redis, name: str) -> int:
     """How many times Redis ran a command, by INFO commandstats (INFO itself not counted)."""
-    stats = client.info("commandstats").get(f"cmdstat_{name}")
-    return int(stats["calls"]) if stats else 0
+    return commandstats.snapshot(client).get(name, 0)
 
 
 def start_worker(
