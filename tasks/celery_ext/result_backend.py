@@ -51,8 +51,8 @@ end
 """
 
 # KEYS[1]: the result key. ARGV[1]: the encoded meta; ARGV[2]: seconds to keep it
-# (0: forever); ARGV[3] (optional): the commands to run once it is stored, one JSON
-# array of them, each an array of strings: a Redis command, or a task index step.
+# (0: forever); ARGV[3]: the commands to run once it is stored, one JSON array of
+# them, each an array of strings: a Redis command, or a task index step.
 # Returns 1 if stored, 0 if a SUCCESS was there already.
 GUARDED_SET = (
     task_index.LUA_STEPS
@@ -61,7 +61,7 @@ GUARDED_SET = (
 if not guarded_set(KEYS[1], ARGV[1], ARGV[2]) then
     return 0
 end
-for _, command in ipairs(ARGV[3] and cjson.decode(ARGV[3]) or {}) do
+for _, command in ipairs(cjson.decode(ARGV[3])) do
     local step = STEPS[command[1]]
     if step then
         step(unpack(command, 2))
@@ -125,7 +125,7 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
         return self._guarded_set_script(
             keys=[self.get_key_for_task(task_id)],
             # One JSON text for all of them: a task's end carries about nine.
-            args=[encoded, self.ttl_for(state), *([json.dumps(then)] if then else [])],
+            args=[encoded, self.ttl_for(state), json.dumps(then)],
             client=client or self.client,
         )
 
