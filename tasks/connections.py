@@ -130,19 +130,27 @@ class FollowingSentinelPool(redis.sentinel.SentinelConnectionPool):
         return super().get_connection(*args, **kwargs)
 
 
+def primary_address(pool: Any) -> tuple[str, int] | None:
+    """Where the sentinels name a Sentinel-managed pool's primary now; None for a pool
+    that is not Sentinel's, and when no sentinel answers. A changed address closes the
+    pool's idle connections to the old primary."""
+    if not isinstance(pool, redis.sentinel.SentinelConnectionPool):
+        return None
+    try:
+        host, port = pool.get_master_address()  # type: ignore[no-untyped-call]
+    except redis.ConnectionError:
+        return None
+    return str(host), int(port)
+
+
 def serves_a_replaced_primary(pool: Any, connection: Any) -> bool:
     """Whether a connection held outside the pool (a subscription, a worker's fetch
     loop) is to a server Sentinel no longer names as the primary. False for a pool
     that is not Sentinel's, and when no sentinel answers."""
-    if not isinstance(pool, redis.sentinel.SentinelConnectionPool):
-        return False
     if connection is None or not getattr(connection, "host", None):
         return False
-    try:
-        primary = pool.get_master_address()  # type: ignore[no-untyped-call]
-    except redis.ConnectionError:
-        return False
-    return (connection.host, connection.port) != tuple(primary)
+    primary = primary_address(pool)
+    return primary is not None and (connection.host, int(connection.port)) != primary
 
 
 class SentinelBlockingConnectionPool(FollowingSentinelPool, redis.BlockingConnectionPool):
