@@ -44,13 +44,16 @@ _START = Script(
     task_index.LUA_STEPS
     + GUARDED_SET_FUNCTION
     + """
-redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[2])
+local revoked = redis.call('ZSCORE', KEYS[2], ARGV[5])
+-- A revoked task does not run: it has no start time, nor a worker that ran it.
+if not revoked then
+    redis.call('HSET', KEYS[1], 'started_at', ARGV[1], 'worker', ARGV[2])
+end
 local deliveries = 0
 if ARGV[3] ~= '' then
     deliveries = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-local revoked = redis.call('ZSCORE', KEYS[2], ARGV[5])
 -- A started countdown/eta task no longer counts against the cap (tasks/delayed.py).
 redis.call('ZREM', KEYS[3], ARGV[5])
 -- With the STARTED meta, the index moves only if it was stored (never over SUCCESS).

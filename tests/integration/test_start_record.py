@@ -94,6 +94,8 @@ def test_a_revoked_task_is_reported_revoked_and_not_shown_started(client: redis.
     # A start written after its revoke (one deferred past it) leaves REVOKED showing.
     assert client.get(keys.celery_result(task_id)) == revoked_meta
     assert _index_state(client, task_id) == "REVOKED"
+    # It did not run: no start time, no worker.
+    assert client.hmget(keys.task_record(task_id), "started_at", "worker") == [None, None]
 
 
 def test_a_start_after_success_keeps_success_in_the_result_and_the_indexes(
