@@ -31,13 +31,16 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
-from tasks.celery_ext import start_check
+from tasks.celery_ext import result_pipe, start_check
 from tasks.connections import run_pipelined
 
 logger = logging.getLogger(__name__)
 
 
 class BatchedAckQoS(kombu_redis.QoS):
+    # Read by tasks/celery_ext/result_pipe.py: take_unsent_acks confirms its sends first.
+    confirms_results_before_acks = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Filled by any thread (a thread pool acknowledges from its threads), emptied
@@ -78,9 +81,25 @@ class BatchedAckQoS(kombu_redis.QoS):
         if self.channel.acks_batched():
             self._unsent_acks.append(delivery_tag)
         else:
-            self._remove_records([delivery_tag])
+            self._unsent_acks.append(delivery_tag)
+            self.flush_acks()
 
     def take_unsent_acks(self) -> list[str]:
+        """The acks to send now, once the tasks' ends sent before them are stored.
+
+        Should one not be stored, no ack goes: the messages come back after the
+        visibility timeout and run again, as after a lost connection (which
+        ``ResultNotStored`` is taken for).
+        """
+        try:
+            result_pipe.confirm_before_acks(self)
+        except result_pipe.ResultNotStored:
+            withheld = len(self._take_all_acks())
+            logger.warning("%d acknowledgement(s) withheld: a task's end was not stored", withheld)
+            raise
+        return self._take_all_acks()
+
+    def _take_all_acks(self) -> list[str]:
         taken: list[str] = []
         with contextlib.suppress(IndexError):
             while True:

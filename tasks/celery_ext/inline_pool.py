@@ -58,6 +58,8 @@ class TaskPool(solo.TaskPool):  # type: ignore[misc]
 
     # Read by tasks/celery_ext/remote_control.py: the mailbox gets a thread of its own.
     answers_remote_control_from_a_thread = True
+    # Read by tasks/celery_ext/result_pipe.py.
+    runs_tasks_in_the_main_thread = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         requested = args[0] if args else kwargs.get("limit")

@@ -25,6 +25,7 @@ from celery.backends.base import BackendStoreError
 from celery.backends.redis import RedisBackend
 
 from tasks import task_index
+from tasks.celery_ext import result_pipe
 from tasks.text import as_text
 
 # Defines guarded_set(key, meta, ttl) for a script to call: stores the meta for ttl
@@ -111,6 +112,18 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
         expires = self.failure_expires if state == states.FAILURE else self.expires
         return int(expires or 0)
 
+    def guarded_set_script(self) -> Any:
+        if self._guarded_set_script is None:
+            self._guarded_set_script = self.client.register_script(GUARDED_SET)
+        return self._guarded_set_script
+
+    def guarded_set_words(
+        self, task_id: str, encoded: str, state: str, then: Sequence[Command]
+    ) -> list[Any]:
+        """The script's key count, key and arguments, as EVALSHA takes them."""
+        # One JSON text for all the commands: a task's end carries about nine.
+        return [1, self.get_key_for_task(task_id), encoded, self.ttl_for(state), json.dumps(then)]
+
     def guarded_set(
         self,
         task_id: str,
@@ -120,14 +133,8 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
         then: Sequence[Command] = (),
     ) -> Any:
         """Store a meta unless SUCCESS is stored already, then run ``then``; pipelines too."""
-        if self._guarded_set_script is None:
-            self._guarded_set_script = self.client.register_script(GUARDED_SET)
-        return self._guarded_set_script(
-            keys=[self.get_key_for_task(task_id)],
-            # One JSON text for all of them: a task's end carries about nine.
-            args=[encoded, self.ttl_for(state), json.dumps(then)],
-            client=client or self.client,
-        )
+        _, key, *args = self.guarded_set_words(task_id, encoded, state, then)
+        return self.guarded_set_script()(keys=[key], args=args, client=client or self.client)
 
     def _commands_with_state(
         self, task_id: str, state: str, result: Any, traceback: Any, request: Any
@@ -149,6 +156,10 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
     ) -> Any:
         encoded = self.encoded_meta(task_id, result, state, traceback, request)
         then = self._commands_with_state(task_id, state, result, traceback, request)
+        pipe = result_pipe.active()
+        if pipe is not None and pipe.takes(state, request):
+            pipe.send(result_pipe.Sent(task_id, encoded, state, then))
+            return result
         self.ensure(partial(self.guarded_set, then=then), (task_id, encoded, state))
         return result
 

@@ -8,6 +8,7 @@ from tasks.celery_ext.inline_pool import KeptHeartbeat
 from tasks.celery_ext.leases import LeaseRenewal
 from tasks.celery_ext.liveness import LivenessBeacon
 from tasks.celery_ext.relay_sweeper import RelaySweeper
+from tasks.celery_ext.result_pipe import ResultPipeStep
 
 
 def add_worker_steps(app: Celery) -> None:
@@ -15,3 +16,4 @@ def add_worker_steps(app: Celery) -> None:
     app.steps["consumer"].add(LivenessBeacon)
     app.steps["consumer"].add(LeaseRenewal)
     app.steps["consumer"].add(KeptHeartbeat)
+    app.steps["consumer"].add(ResultPipeStep)

@@ -186,7 +186,12 @@ class TrackedTask(Task):  # type: ignore[misc]
                 task_id, request.args, request.kwargs, result, traceback or ""
             )
         # A workflow step's result or failure, for its workflow (tasks/workflows/).
-        commands += workflow_hooks.commands_with_state(request, state, result)
+        for_workflow = workflow_hooks.commands_with_state(request, state, result)
+        if for_workflow:
+            # step_ended reads them back at once, on another connection: this end
+            # must be stored before the store returns (tasks/celery_ext/result_pipe.py).
+            request.taskrelay_end_read_after = True
+        commands += for_workflow
         request.taskrelay_ending_stored = True
         return commands
 
