@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from tasks.celery_ext.event_batching import EventBufferLimit
 from tasks.celery_ext.inline_pool import KeptHeartbeat
 from tasks.celery_ext.leases import LeaseRenewal
 from tasks.celery_ext.liveness import LivenessBeacon
@@ -17,3 +18,4 @@ def add_worker_steps(app: Celery) -> None:
     app.steps["consumer"].add(LeaseRenewal)
     app.steps["consumer"].add(KeptHeartbeat)
     app.steps["consumer"].add(ResultPipeStep)
+    app.steps["consumer"].add(EventBufferLimit)
