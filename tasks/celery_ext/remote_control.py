@@ -17,11 +17,16 @@ between tasks; a pipe wakes it, so an idle worker answers them at once. A revoke
 ``terminate`` does not wait for the loop: the thread has the keeper end the running
 task at once if it is one the revoke names (tasks/celery_ext/keeper.py), as the prefork
 pool signals its child.
+
+The thread's connection is its own, so it can break alone (a network blip, a
+``CLIENT KILL``): Celery's loop then raises and its thread ends, and nothing answers
+remote control until the consumer next restarts. The thread connects again instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -36,6 +41,10 @@ OUR_STEP = f"{__name__}:Control"
 
 # How long stopping waits for the mailbox thread, whose read waits at most 1 s.
 THREAD_STOP_TIMEOUT_S = 5.0
+# How long the mailbox thread waits before it connects again after losing Redis.
+RECONNECT_DELAY_S = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 def changes_the_worker(method: object) -> bool:
@@ -64,6 +73,24 @@ class ThreadedMailbox(pidbox.gPidbox):  # type: ignore[misc]
             target=self.loop, args=(c,), name="remote-control", daemon=True
         )
         self._thread.start()
+
+    def loop(self, c: Consumer) -> None:
+        """Celery's mailbox loop, entered again after its connection broke, until stopped."""
+        while True:
+            try:
+                super().loop(c)
+                return  # stopped, or the consumer's own connection is gone
+            except c.connection_errors as error:
+                shutdown = self._node_shutdown
+                if shutdown is None or shutdown.is_set():
+                    return
+                logger.warning(
+                    "remote control lost its connection (%r); connecting again in %s s",
+                    error,
+                    RECONNECT_DELAY_S,
+                )
+                if shutdown.wait(RECONNECT_DELAY_S):
+                    return
 
     def on_stop(self) -> None:
         super().on_stop()  # tells the loop to end and waits for it

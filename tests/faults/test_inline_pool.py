@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
@@ -32,6 +33,8 @@ SOFT_TIME_LIMIT_S = 1
 HARD_TIME_LIMIT_S = 1
 # How long the heartbeats are counted while the long task runs.
 HEARTBEAT_WINDOW_S = 5
+# The mailbox thread connects again a second after it lost its connection.
+MAILBOX_BACK_TIMEOUT_S = 15
 
 
 @pytest.fixture
@@ -217,6 +220,26 @@ def test_a_busy_worker_answers_inspect_and_runs_control_commands_between_tasks(
     celery.control.shutdown(destination=[node])
     wait_until(lambda: worker.exit_code() is not None, timeout_s=20, what="the worker to stop")
     assert worker.exit_code() == 0
+
+
+def test_remote_control_answers_again_after_its_own_connection_is_killed(
+    fault_client: FlaskClient, fault_redis_client: redis.Redis, workers: Callable[[], Child]
+) -> None:
+    worker = workers()
+    node = worker.name
+    celery = fault_client.application.extensions["taskrelay"].celery
+    inspect = celery.control.inspect(destination=[node], timeout=1.0)
+    assert inspect.ping() == {node: {"ok": "pong"}}
+
+    # The mailbox thread's subscription is the worker's only pub/sub connection.
+    assert fault_redis_client.client_kill_filter(_type="pubsub") >= 1
+
+    wait_until(
+        lambda: inspect.ping() == {node: {"ok": "pong"}},
+        timeout_s=MAILBOX_BACK_TIMEOUT_S,
+        what="the worker to answer remote control again",
+    )
+    assert worker.exit_code() is None
 
 
 def test_a_task_back_after_killing_its_worker_runs_in_a_child_until_it_is_buried(
