@@ -78,10 +78,8 @@ class BatchedAckQoS(kombu_redis.QoS):
 
     def forget(self, delivery_tag: str) -> None:
         """Remove a message's in-flight records: now, or with this turn's batch."""
-        if self.channel.acks_batched():
-            self._unsent_acks.append(delivery_tag)
-        else:
-            self._unsent_acks.append(delivery_tag)
+        self._unsent_acks.append(delivery_tag)
+        if not self.channel.acks_batched():
             self.flush_acks()
 
     def take_unsent_acks(self) -> list[str]:
