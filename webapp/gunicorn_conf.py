@@ -3,8 +3,11 @@
 Used as ``gunicorn -c python:webapp.gunicorn_conf 'webapp:create_app()'``.
 """
 
+import errno
 import os
 import signal
+import socket
+import sys
 from typing import Any
 
 bind = os.environ.get("TASKRELAY_WEB_BIND", "127.0.0.1:5000")
@@ -19,6 +22,12 @@ GEVENT_WORKER = "webapp.gunicorn_worker.Worker"
 worker_class = os.environ.get("TASKRELAY_WEB_WORKER_CLASS", GEVENT_WORKER)
 worker_connections = int(os.environ.get("TASKRELAY_WEB_CONNECTIONS", "1000"))
 threads = int(os.environ.get("TASKRELAY_WEB_THREADS", "64"))
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads
+# new connections over them. On one shared socket the worker that wakes first accepts
+# every connection waiting: a client's ten keep-alive connections all landed on one
+# worker in half the tries, which then served every request on one core while the
+# other idled (docs/decisions.md). TASKRELAY_WEB_REUSE_PORT=0 shares one socket.
+reuse_port = os.environ.get("TASKRELAY_WEB_REUSE_PORT", "1") != "0"
 # An idle keep-alive connection is closed after this many seconds.
 keepalive = 5
 # SIGTERM lets open requests finish for this long before workers are killed.
@@ -31,6 +40,36 @@ errorlog = "-"
 # The app extensions (app.extensions keys) that feed SSE streams; each has a
 # request_stop() that ends its streams with a reconnect hint.
 STREAM_SOURCES = ("taskrelay.hub", "taskrelay.task_feed")
+
+
+def on_starting(server: Any) -> None:
+    """Refuse an address that something already listens on.
+
+    With SO_REUSEPORT the workers' binds succeed next to any other listener of the
+    same user that set it too (a web left running from an earlier start), and the
+    two would share the port's connections without a word. A plain bind fails there.
+    """
+    if not reuse_port:
+        return
+    for address in server.cfg.address:
+        if isinstance(address, tuple):
+            _refuse_if_listened_on(address)
+
+
+def _refuse_if_listened_on(address: tuple[str, int]) -> None:
+    host, port = address[0], address[1]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As gunicorn binds (a socket in TIME_WAIT does not count), without SO_REUSEPORT.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            sys.exit(f"taskrelay web: {host}:{port} is in use by another process")
+        raise
+    finally:
+        probe.close()
 
 
 def post_worker_init(worker: Any) -> None:
