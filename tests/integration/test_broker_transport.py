@@ -359,24 +359,34 @@ def waiting_connection(client: redis.Redis) -> dict[str, Any]:
     return entry
 
 
+@contextmanager
+def a_waiting_consumer(
+    broker_url: str, queue: Queue, received: list[Any], waited_s: float
+) -> Iterator[tuple[Connection, Connection]]:
+    """A consumer of the empty ``queue`` left in its wait for ``waited_s``, and a
+    producer: (consumer side, producer side)."""
+    with connected(broker_url) as consumer_side, connected(broker_url) as producer_side:
+        channel = consumer_side.default_channel
+        with Consumer(channel, queues=[queue], callbacks=[lambda b, m: received.append(m)]):
+            with pytest.raises(TimeoutError):
+                consumer_side.drain_events(timeout=waited_s)  # an empty queue: it waits
+            yield consumer_side, producer_side
+
+
 def test_a_waiting_consumer_has_its_fetch_queued_behind_the_wait(
     broker_url: str, broker_redis: redis.Redis
 ) -> None:
     queue = a_queue("t-pipelined")
     received: list[Any] = []
-    with connected(broker_url) as consumer_side, connected(broker_url) as producer_side:
-        channel = consumer_side.default_channel
-        with Consumer(channel, queues=[queue], callbacks=[lambda b, m: received.append(m)]):
-            with pytest.raises(TimeoutError):
-                consumer_side.drain_events(timeout=0.3)  # an empty queue: it waits
-            waiting = waiting_connection(broker_redis)
-            assert "b" in waiting["flags"]
-            # Redis holds the fetch, unread, behind the blocked wait: sent in the same
-            # write, it runs when the wait ends and its reply comes with the wait's.
-            assert int(waiting["qbuf"]) > 0
-            publish(producer_side, queue, {"n": 1})
-            drain(consumer_side, received, 1)
-            received[0].ack()
+    with a_waiting_consumer(broker_url, queue, received, 0.3) as (consumer_side, producer_side):
+        waiting = waiting_connection(broker_redis)
+        assert "b" in waiting["flags"]
+        # Redis holds the fetch, unread, behind the blocked wait: sent in the same
+        # write, it runs when the wait ends and its reply comes with the wait's.
+        assert int(waiting["qbuf"]) > 0
+        publish(producer_side, queue, {"n": 1})
+        drain(consumer_side, received, 1)
+        received[0].ack()
 
 
 def test_a_message_taken_by_a_wake_up_is_filed_at_the_time_it_was_taken(
@@ -384,18 +394,14 @@ def test_a_message_taken_by_a_wake_up_is_filed_at_the_time_it_was_taken(
 ) -> None:
     queue = a_queue("t-filed")
     received: list[Any] = []
-    with connected(broker_url) as consumer_side, connected(broker_url) as producer_side:
-        channel = consumer_side.default_channel
-        with Consumer(channel, queues=[queue], callbacks=[lambda b, m: received.append(m)]):
-            with pytest.raises(TimeoutError):
-                # The wait and its fetch were sent this long before the message comes.
-                consumer_side.drain_events(timeout=0.6)
-            assert blocked_on_wake_keys(broker_redis)
-            published_at = time.time()
-            publish(producer_side, queue, {"n": 1})
-            drain(consumer_side, received, 1)
-            filed_at = broker_redis.zscore(UNACKED_INDEX, received[0].delivery_tag)
-            received[0].ack()
+    # The wait and its fetch were sent this long before the message comes.
+    with a_waiting_consumer(broker_url, queue, received, 0.6) as (consumer_side, producer_side):
+        assert blocked_on_wake_keys(broker_redis)
+        published_at = time.time()
+        publish(producer_side, queue, {"n": 1})
+        drain(consumer_side, received, 1)
+        filed_at = broker_redis.zscore(UNACKED_INDEX, received[0].delivery_tag)
+        received[0].ack()
     # Its lease counts from when it was taken, not from when the fetch was sent.
     assert filed_at is not None
     assert published_at - 0.1 <= filed_at <= time.time()
