@@ -354,8 +354,10 @@ def test_an_ack_made_while_waiting_for_a_wake_up_goes_out_with_the_loops_next_tu
             received[1].ack()
 
 
-def waiting_connection(client: redis.Redis) -> dict[str, Any]:
-    (entry,) = [entry for entry in client.client_list() if entry["cmd"] == "bzpopmin"]
+def event_loop_connection(client: redis.Redis, consumer_side: Connection) -> dict[str, Any]:
+    """Redis's view (``CLIENT LIST``) of the consumer's event-loop connection."""
+    host, port = consumer_side.default_channel.client.connection._sock.getsockname()[:2]
+    (entry,) = [entry for entry in client.client_list() if entry["addr"] == f"{host}:{port}"]
     return entry
 
 
@@ -379,8 +381,8 @@ def test_a_waiting_consumer_has_its_fetch_queued_behind_the_wait(
     queue = a_queue("t-pipelined")
     received: list[Any] = []
     with a_waiting_consumer(broker_url, queue, received, 0.3) as (consumer_side, producer_side):
-        waiting = waiting_connection(broker_redis)
-        assert "b" in waiting["flags"]
+        waiting = event_loop_connection(broker_redis, consumer_side)
+        assert waiting["cmd"] == "bzpopmin" and "b" in waiting["flags"]
         # Redis holds the fetch, unread, behind the blocked wait: sent in the same
         # write, it runs when the wait ends and its reply comes with the wait's.
         assert int(waiting["qbuf"]) > 0
@@ -396,7 +398,8 @@ def test_a_message_taken_by_a_wake_up_is_filed_at_the_time_it_was_taken(
     received: list[Any] = []
     # The wait and its fetch were sent this long before the message comes.
     with a_waiting_consumer(broker_url, queue, received, 0.6) as (consumer_side, producer_side):
-        assert blocked_on_wake_keys(broker_redis)
+        waiting = event_loop_connection(broker_redis, consumer_side)
+        assert waiting["cmd"] == "bzpopmin" and "b" in waiting["flags"]
         published_at = time.time()
         publish(producer_side, queue, {"n": 1})
         drain(consumer_side, received, 1)
