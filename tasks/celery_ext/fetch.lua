@@ -6,19 +6,16 @@
 -- KEYS[3 .. 2+Q]       the wake key of each of the Q queues (a sorted set of one member)
 -- KEYS[3+Q .. 2+Q+Q*P] the queues' lists, priority step first: step 1 of queues 1..Q,
 --                      then step 2 of queues 1..Q, ... (kombu's BRPOP order)
--- ARGV[1]              how many messages to take at most (at least 1)
--- ARGV[2]              Q, the number of queues
--- ARGV[3]              the wake key's member
--- ARGV[4]              the task records' key prefix, '' for no start checks (below)
--- ARGV[5]              the durable revoke set (sorted set of task ids)
--- ARGV[6]              the name prefix of taskrelay's own tasks, checked even without
+-- ARGV[1]              delivery time, seconds since the epoch (the unacked_index score)
+-- ARGV[2]              how many messages to take at most (at least 1)
+-- ARGV[3]              Q, the number of queues
+-- ARGV[4]              the wake key's member
+-- ARGV[5]              the task records' key prefix, '' for no start checks (below)
+-- ARGV[6]              the durable revoke set (sorted set of task ids)
+-- ARGV[7]              the name prefix of taskrelay's own tasks, checked even without
 --                      a record ('' for none; see below)
--- ARGV[7]              the seconds a record created by a check is kept
--- ARGV[8 ..]           delivery tags of acknowledged messages: their records go first
---
--- A message is filed as delivered at Redis's own time when the script runs (the
--- unacked_index score, seconds since the epoch): a consumer sends its fetch behind a
--- blocking wait, up to a second before it runs.
+-- ARGV[8]              the seconds a record created by a check is kept
+-- ARGV[9 ..]           delivery tags of acknowledged messages: their records go first
 --
 -- Returns {more, queue number, message, start check, queue number, message, start
 -- check, ...}. more is 1 when a list still holds messages; the wake key of its queue
@@ -45,14 +42,13 @@
 -- the consumer cannot acknowledge or restore it anyway.
 
 local unacked, index = KEYS[1], KEYS[2]
-local clock = redis.call('TIME')
-local now = clock[1] .. '.' .. string.format('%06d', tonumber(clock[2]))
-local limit = tonumber(ARGV[1])
-local queues = tonumber(ARGV[2])
-local wake_member = ARGV[3]
-local record_prefix, revoked_set = ARGV[4], ARGV[5]
-local own_prefix, record_ttl = ARGV[6], ARGV[7]
-local FIRST_ACK = 8
+local now = ARGV[1]
+local limit = tonumber(ARGV[2])
+local queues = tonumber(ARGV[3])
+local wake_member = ARGV[4]
+local record_prefix, revoked_set = ARGV[5], ARGV[6]
+local own_prefix, record_ttl = ARGV[7], ARGV[8]
+local FIRST_ACK = 9
 local first_list = 3 + queues
 local steps = (#KEYS - first_list + 1) / queues
 

@@ -54,6 +54,7 @@ def fetch_call(
     queues: Sequence[str],
     lists_by_step: Sequence[Sequence[str]],
     wake_keys: Sequence[str],
+    now: float,
     limit: int,
     acks: Sequence[str],
     start_checks: bool = True,
@@ -68,7 +69,7 @@ def fetch_call(
     lists = [name for step in lists_by_step for name in step]
     keys = (unacked_key, unacked_index_key, *wake_keys, *lists)
     record_prefix = keys_module.task_record("") if start_checks else ""
-    args: tuple[str | int | float, ...] = (max(limit, 1), len(queues), WAKE_MEMBER)
+    args: tuple[str | int | float, ...] = (repr(now), max(limit, 1), len(queues), WAKE_MEMBER)
     args += (record_prefix, keys_module.REVOKED, TASK_NAME_PREFIX, defaults.TASK_RECORD_TTL_S)
     args += tuple(acks)
     return FetchCall(tuple(queues), tuple(acks), keys, args)

@@ -23,15 +23,12 @@ processes' lists, while this keeps kombu's records, its visibility timeout and i
 restore for everything, and keeps priorities (one script can look at every priority
 list in kombu's order, where ``LMOVE`` takes from one list).
 
-The wire protocol of the event loop stays kombu's: one write in flight per channel
+The wire protocol of the event loop stays kombu's: one command in flight per channel
 on its own connection, sent when the prefetch window has room and read when the
-socket is readable. That write is the fetch script while messages are expected (at
-start, after a fetch that left messages behind) and otherwise the bounded wait with
-the fetch pipelined behind it: Redis runs the fetch the moment the wait ends, woken
-or timed out, so a wake-up costs one round trip, not two (the script files what it
-takes at Redis's own time, since it runs up to a second after it was sent). A
-fetch's reply holds messages already recorded, so it is always read, even when the
-window has since closed; kombu parks a ``BRPOP`` reply in that case.
+socket is readable. That command is the fetch script while messages are expected (at
+start, after a wait, after a fetch that left messages behind) and the bounded wait
+otherwise. A fetch's reply holds messages already recorded, so it is always read,
+even when the window has since closed; kombu parks a ``BRPOP`` reply in that case.
 kombu's tick adds a reader for every socket on every turn of the loop, a failing
 ``epoll_ctl`` each; this transport's tick adds only a socket the loop does not read yet.
 
@@ -59,9 +56,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from queue import Empty
-from time import monotonic
+from time import monotonic, time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
@@ -78,15 +74,8 @@ logger = logging.getLogger(__name__)
 
 # The bound on one blocking wait, in seconds: the most a lost wake-up can cost.
 MAX_WAIT_S = 1.0
-
-
-@dataclass(frozen=True)
-class _WaitThenFetch:
-    """A bounded ``BZPOPMIN`` on the wake keys and the fetch sent right behind it."""
-
-    fetch: fetch.FetchCall
-
-
+# What a channel sent on its event-loop connection, when it is not a fetch.
+_WAIT = "wait"
 # How long kombu's restore sweep may hold its lock, in seconds. A sweep takes
 # milliseconds; kombu's default (300) lets a worker killed mid-sweep keep every
 # other worker from restoring anything for five minutes, far past the visibility
@@ -98,12 +87,13 @@ class Poller(kombu_redis.MultiChannelPoller):
     """kombu's poller, which also sends each turn's acknowledgements."""
 
     def on_poll_start(self) -> None:
-        # Channels that send a fetch in this turn (alone or behind a wait) put their
-        # acks in it; acks made since a channel's last fetch went out (a pool that
-        # ends tasks while the channel waits) go in a pipeline of their own.
+        # Channels that send a fetch in this turn put their acks in it, and so does a
+        # channel waiting for a wake-up, in the fetch that ends its wait (within
+        # MAX_WAIT_S); the rest send theirs in a pipeline of their own.
         super().on_poll_start()
         for channel in list(self._channels):
-            channel.flush_acks()
+            if not channel.waiting_for_wake_up():
+                channel.flush_acks()
 
     def on_readable(self, fileno: int) -> Any:
         found = self._fd_to_chan.get(fileno)
@@ -139,10 +129,9 @@ class Channel(kombu_redis.Channel):
 
     _shared_client: Any = None
     _script: Any = None
-    # What is in flight on the event-loop connection: a fetch.FetchCall, or a wait
-    # with its fetch behind it (_WaitThenFetch).
+    # The fetch (a fetch.FetchCall) or the wait in flight on the event-loop connection.
     _in_flight: Any = None
-    # Whether the next write should be a fetch alone rather than a wait and a fetch.
+    # Whether the next command should be a fetch rather than a wait.
     _expect_messages = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -224,12 +213,11 @@ class Channel(kombu_redis.Channel):
         return result
 
     def fetch_in_flight(self) -> bool:
-        """Whether a fetch, alone or behind a wait, is in flight: its reply must be read."""
-        return bool(self._in_poll) and self._in_flight is not None
+        return bool(self._in_poll) and isinstance(self._in_flight, fetch.FetchCall)
 
     def waiting_for_wake_up(self) -> bool:
         """Whether the event-loop connection is in a bounded wait, which a fetch follows."""
-        return bool(self._in_poll) and isinstance(self._in_flight, _WaitThenFetch)
+        return bool(self._in_poll) and self._in_flight is _WAIT
 
     def _fetch_call(
         self,
@@ -251,6 +239,7 @@ class Channel(kombu_redis.Channel):
                 [self._q_for_pri(queue, step) for queue in queues] for step in self.priority_steps
             ],
             wake_keys=[fetch.wake_key(queue, self.sep) for queue in queues],
+            now=time(),
             limit=limit,
             acks=acks,
             start_checks=start_checks,
@@ -264,23 +253,23 @@ class Channel(kombu_redis.Channel):
         if not queues:
             return
         connection = self.client.connection
-        acks = self.qos.take_unsent_acks()
-        commands: list[tuple[Any, ...]] = []
-        in_flight: fetch.FetchCall | _WaitThenFetch
         if self._expect_messages:
-            call = self._fetch_call(queues, acks)
-            in_flight = call
+            call = self._fetch_call(queues, self.qos.take_unsent_acks())
+            command: list[Any] = [
+                "EVALSHA",
+                self._fetch_script.sha,
+                len(call.keys),
+                *call.keys,
+                *call.args,
+            ]
+            self._in_flight = call
         else:
             bound = min(timeout or self.brpop_timeout or MAX_WAIT_S, MAX_WAIT_S)
-            commands.append(("BZPOPMIN", *(fetch.wake_key(q, self.sep) for q in queues), bound))
-            # Redis runs it when the wait ends; it files what it takes at that time.
-            call = self._fetch_call(queues, acks)
-            in_flight = _WaitThenFetch(call)
-        commands.append(("EVALSHA", self._fetch_script.sha, len(call.keys), *call.keys, *call.args))
-        self._in_flight = in_flight
+            command = ["BZPOPMIN", *(fetch.wake_key(q, self.sep) for q in queues), bound]
+            self._in_flight = _WAIT
         self._brpop_sent_at = monotonic()  # type: ignore[assignment]
         try:
-            connection.send_packed_command(connection.pack_commands(commands))
+            connection.send_command(*command)
         except BaseException:
             self._fetch_failed()
             raise
@@ -289,10 +278,28 @@ class Channel(kombu_redis.Channel):
     def _brpop_read(self, **options: Any) -> bool:
         in_flight = self._in_flight
         try:
-            reply = self._read_replies(in_flight, **options)
+            command = "BZPOPMIN" if in_flight == _WAIT else "EVALSHA"
+            try:
+                reply = self.client.parse_response(self.client.connection, command, **options)
+            except NoScriptError:
+                # Redis restarted and forgot the script: nothing ran; load it, go again.
+                self._fetch_failed()
+                self._create_client().script_load(fetch.script_source())
+                raise Empty() from None
+            except self.connection_errors:
+                self._fetch_failed()
+                # Disconnect so the next turn reconnects, as kombu does.
+                self.client.connection.disconnect()
+                raise
+            except BaseException:
+                self._fetch_failed()
+                raise
             self._in_flight = None
-            call = in_flight.fetch if isinstance(in_flight, _WaitThenFetch) else in_flight
-            got = fetch.parse_reply(call, reply)
+            if not isinstance(in_flight, fetch.FetchCall):
+                # Woken or not, fetch next: a wake-up may have been lost.
+                self._expect_messages = True
+                raise Empty()
+            got = fetch.parse_reply(in_flight, reply)
             self._expect_messages = got.more
             if not got.messages:
                 raise Empty()
@@ -302,42 +309,10 @@ class Channel(kombu_redis.Channel):
             self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
 
-    def _read_replies(self, in_flight: Any, **options: Any) -> Any:
-        """The fetch's reply, after the wait's when one went first."""
-        connection = self.client.connection
-        try:
-            if isinstance(in_flight, _WaitThenFetch):
-                try:
-                    # Woken or timed out, the fetch behind it tells what there is.
-                    self.client.parse_response(connection, "BZPOPMIN", **options)
-                except self.connection_errors:
-                    raise
-                except BaseException:
-                    # The fetch's reply is still to come; it must not answer another
-                    # command, so the connection goes (the next turn reconnects).
-                    connection.disconnect()
-                    raise
-            return self.client.parse_response(connection, "EVALSHA", **options)
-        except NoScriptError:
-            # Redis restarted and forgot the script: nothing ran; load it, go again.
-            self._fetch_failed()
-            self._create_client().script_load(fetch.script_source())
-            raise Empty() from None
-        except self.connection_errors:
-            self._fetch_failed()
-            # Disconnect so the next turn reconnects, as kombu does.
-            connection.disconnect()
-            raise
-        except BaseException:
-            self._fetch_failed()
-            raise
-
     def _fetch_failed(self) -> None:
         """The command in flight failed or is unknown: its acks go out again."""
         in_flight, self._in_flight = self._in_flight, None
         self._expect_messages = True
-        if isinstance(in_flight, _WaitThenFetch):
-            in_flight = in_flight.fetch
         if isinstance(in_flight, fetch.FetchCall) and in_flight.acks:
             self.qos.give_back_acks(list(in_flight.acks))
 
