@@ -49,7 +49,8 @@ def on_starting(server: Any) -> None:
     same user that set it too (a web left running from an earlier start), and the
     two would share the port's connections without a word. A plain bind fails there.
     """
-    if not reuse_port:
+    # The setting gunicorn applies, whether it came from here or its command line.
+    if not server.cfg.reuse_port:
         return
     for address in server.cfg.address:
         if isinstance(address, tuple):
@@ -57,7 +58,7 @@ def on_starting(server: Any) -> None:
 
 
 def _refuse_if_listened_on(address: tuple[str, int]) -> None:
-    host, port = address[0], address[1]
+    host, port = address[:2]
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     probe = socket.socket(family, socket.SOCK_STREAM)
     try:
