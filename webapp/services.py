@@ -13,6 +13,7 @@ from redis import Redis
 from tasks import redis_urls, task_modules
 from tasks.app_factory import create_celery_app
 from tasks.celery_ext import atomic_publish
+from tasks.celery_ext.bound_producers import BoundProducers
 from tasks.connections import (
     WEB_SOCKET_CONNECT_TIMEOUT_S,
     WEB_SOCKET_TIMEOUT_S,
@@ -37,10 +38,16 @@ class Services:
     declared_queues: set[str] = field(default_factory=set)
     # Stops what else the process runs (the channel hub), before the clients close.
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    # Producers kept bound to the broker between publishes (accepting a task).
+    producers: BoundProducers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.producers = BoundProducers(self.celery)
 
     def close(self) -> None:
         for stop in self.on_close:
             stop()
+        self.producers.close()
         self.redis.close()
         if self.results is not self.redis:
             self.results.close()

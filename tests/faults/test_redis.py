@@ -84,3 +84,23 @@ def test_a_submit_while_redis_is_down_is_503_at_once_and_enqueues_nothing(
     client.close()
     # And the same web process works again without a restart.
     assert fault_client.post("/api/tasks", json={"task": "consume", "args": [1]}).status_code == 202
+
+
+def test_a_web_that_accepted_tasks_before_a_redis_restart_accepts_the_next_at_once(
+    fault_redis: EmbeddedRedis, fault_client: FlaskClient
+) -> None:
+    # The web keeps its producers bound to broker connections between requests
+    # (tasks/celery_ext/bound_producers.py); a restart closes every one of them.
+    for _ in range(3):
+        assert fault_client.post("/api/tasks", json={"task": "noop"}).status_code == 202
+    fault_redis.restart()
+    clock = Stopwatch()
+    response = fault_client.post("/api/tasks", json={"task": "noop"})
+    assert response.status_code == 202, response.get_json()
+    assert clock.seconds() < 2.0
+    client = redis.Redis.from_url(fault_redis.url)
+    try:
+        assert client.exists(keys.task_record(response.get_json()["id"]))
+        assert client.llen("tasks") == 4
+    finally:
+        client.close()

@@ -189,7 +189,7 @@ def _record_and_send(
         _send(services, submission, task_id)
         return record
     with (
-        services.celery.producer_or_acquire() as producer,
+        services.producers.lend() as producer,
         atomic_publish.transaction(producer) as transaction,
     ):
         _send(services, submission, task_id, producer=producer)
