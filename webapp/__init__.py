@@ -24,6 +24,7 @@ from webapp import (
     tasks,
     workflows,
 )
+from webapp.json_provider import OrjsonProvider
 
 
 class Extension(Protocol):
@@ -55,6 +56,7 @@ EXTENSIONS: tuple[Extension, ...] = (
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then TASKRELAY_* environment variables, then overrides."""
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.from_mapping(settings.defaults())
     settings.load_environment(app.config)
     if test_config is not None:
