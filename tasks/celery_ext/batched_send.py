@@ -36,7 +36,10 @@ def send_in_batch(
     declare: list[Any] | None,
 ) -> None:
     """Publish task ``name`` on ``producer``, whose batch is open, as send_task would."""
-    explicit = {"queue": queue, "priority": priority, "retry": True, "declare": declare}
+    # kombu's retry wraps a publish that does I/O; in the batch the message only joins
+    # the MULTI/EXEC, whose failure the caller reports (atomic_publish.py). Only the
+    # first publish to a queue declares it (``declare`` None) on the wire, and retries.
+    explicit = {"queue": queue, "priority": priority, "retry": declare != [], "declare": declare}
     task_type = app.tasks.get(name)
     class_options = _class_options(task_type)
     if "expires" in class_options:
