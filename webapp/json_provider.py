@@ -1,8 +1,9 @@
 """The web's JSON answers, encoded by orjson under Flask's own rules.
 
-Flask encodes with the standard library's ``json``, whose sorted keys and ``default``
-hook run through its Python encoder. orjson, a C library made for this, writes the
-same documents in far fewer instructions: counted with callgrind in process, about
+Flask encodes with the standard library's ``json``: each answer builds an encoder
+object in Python for its options (sorted keys, the ``default`` hook) before the C part
+writes. orjson, a C library made for this, writes the same documents in one call and
+far fewer instructions: counted with callgrind in process, about
 90,000 fewer per ``POST /api/tasks`` and 77,000 per ``GET /api/tasks/<id>``, 3 % and
 5 % of each request.
 
