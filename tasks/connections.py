@@ -18,10 +18,16 @@ from typing import Any
 
 import redis
 import redis.sentinel
+from kombu.exceptions import OperationalError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from tasks import redis_urls
+
+# What Redis or the broker raise when they cannot be reached or stop answering:
+# redis-py's connection errors and timeouts, kombu's once its retries give up, and
+# the socket's own.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError, OSError)
 
 # Fail fast on a Redis that is gone: callers turn the error into 503 or a retry.
 SOCKET_CONNECT_TIMEOUT_S = 2

@@ -20,8 +20,8 @@ from flask import Flask, current_app
 from redis.client import Pipeline
 from redis.connection import ConnectionPool
 
-from tasks.connections import WEB_SOCKET_TIMEOUT_S
-from webapp.errors import UNREACHABLE, ServiceUnavailable
+from tasks.connections import UNREACHABLE, WEB_SOCKET_TIMEOUT_S
+from webapp.errors import ServiceUnavailable
 from webapp.services import services_of
 
 EXTENSION_KEY = "taskrelay.durable_accept"

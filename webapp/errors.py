@@ -13,9 +13,6 @@ from werkzeug.exceptions import HTTPException
 # a token (webapp/auth.py).
 API_PATH_PREFIX = "/api/"
 
-# Errors that mean "the broker or Redis cannot be reached right now".
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError, OSError)
-
 
 class ApiError(Exception):
     status = 400

@@ -28,9 +28,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
-from kombu.exceptions import OperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tasks.connections import UNREACHABLE
 
 # As many as Celery's pool holds by default (broker_pool_limit): enough for the
 # requests of one web process that publish in the same round trip.
@@ -118,7 +117,7 @@ class BoundProducers:
 def _connection_failed(producer: Any, error: BaseException) -> bool:
     """Whether the error came from the producer's connection (then it is not lent again)."""
     connection = producer.__connection__
-    failures = (RedisConnectionError, RedisTimeoutError, OperationalError, OSError)
+    failures = UNREACHABLE
     if connection is not None:
         failures += tuple(connection.connection_errors) + tuple(connection.channel_errors)
     return isinstance(error, failures)

@@ -26,10 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis
-from kombu.exceptions import OperationalError
-
 from tasks import keys
+from tasks.connections import UNREACHABLE
 from tasks.errors import InvalidArgument
 from tasks.schedules import fire, lease, metrics
 from tasks.schedules.fire import Due, Publisher, Seen, Stale, fire_slots, pass_over
@@ -61,7 +59,6 @@ BEAT_INTERVAL_S = 2.0
 # After an error of Redis or the broker, wait this long, doubling up to the cap, in seconds.
 ERROR_BACKOFF_FIRST_S = 0.5
 ERROR_BACKOFF_MAX_S = 5.0
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError, OSError)
 
 
 @dataclass(frozen=True)

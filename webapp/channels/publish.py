@@ -16,9 +16,10 @@ from tasks.celery_ext import atomic_publish
 from tasks.channels import bounds, index
 from tasks.channels import log as channel_log
 from tasks.channels.relay import RELAY_TASK_NAME
+from tasks.connections import UNREACHABLE
 from webapp import durable_accept
 from webapp.channels.metrics import METRICS
-from webapp.errors import UNREACHABLE, ApiError, BadRequest, ServiceUnavailable
+from webapp.errors import ApiError, BadRequest, ServiceUnavailable
 from webapp.services import Services, services
 
 logger = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from flask import Blueprint, current_app, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from tasks import deadletters, records, registry
+from tasks.connections import UNREACHABLE
 from webapp import auth
 from webapp.channels import publish
 from webapp.dashboard.pages import page, printable
-from webapp.errors import UNREACHABLE
 from webapp.services import services
 from webapp.tasks import accept, read_model
 from webapp.tasks.request import parse_submission

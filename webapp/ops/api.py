@@ -8,9 +8,9 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from tasks import role_restarts
 from tasks.celery_ext.liveness import BEACON_TTL_S, live_consumers
+from tasks.connections import UNREACHABLE
 from tasks.queues import QUEUES
 from webapp import memory_guard
-from webapp.errors import UNREACHABLE
 from webapp.ops import openapi
 from webapp.services import services
 

@@ -13,8 +13,9 @@ import redis
 
 from tasks import delayed, keys, records
 from tasks.celery_ext import atomic_publish, batched_send
+from tasks.connections import UNREACHABLE
 from webapp import durable_accept, idempotency
-from webapp.errors import UNREACHABLE, ServiceUnavailable, TooManyRequests
+from webapp.errors import ServiceUnavailable, TooManyRequests
 from webapp.services import Services
 from webapp.tasks import read_model as task_views
 from webapp.tasks.request import Submission

@@ -26,10 +26,11 @@ import redis
 
 from tasks import connections, keys
 from tasks.channels.reconnect import Reconnecting
+from tasks.connections import UNREACHABLE
 from tasks.text import as_text
 from webapp import sse
 from webapp.client_buffer import ClientBuffer
-from webapp.errors import UNREACHABLE, BadRequest, ServiceUnavailable
+from webapp.errors import BadRequest, ServiceUnavailable
 from webapp.idle_reader import READER_IDLE_GRACE_S, IdleReader
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from tasks import keys, records, task_index
+from tasks.connections import UNREACHABLE
 from webapp import sse
-from webapp.errors import UNREACHABLE
 from webapp.services import Services
 
 # A task id is a UUID; anything much longer was never submitted.

@@ -9,10 +9,11 @@ from typing import Any
 
 from tasks import keys, records
 from tasks.celery_ext import atomic_publish
+from tasks.connections import UNREACHABLE
 from tasks.workflows import description, dispatch, state
 from tasks.workflows.plan import Plan
 from webapp import durable_accept, idempotency
-from webapp.errors import UNREACHABLE, ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
+from webapp.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
 from webapp.services import Services
 from webapp.workflows import read_model
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tasks import keys, records
+from tasks.connections import UNREACHABLE
 from tasks.workflows import state
 from tasks.workflows.plan import Step, leaves, materialize
 from webapp import sse
-from webapp.errors import UNREACHABLE
 from webapp.services import Services
 
 # A workflow id is a UUID; anything much longer was never submitted.
