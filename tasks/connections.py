@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from tasks import redis_urls
+from tasks import redis_packing, redis_urls
 
 # What Redis or the broker raise when they cannot be reached or stop answering:
 # redis-py's connection errors and timeouts, kombu's once its retries give up, and
@@ -167,6 +167,8 @@ class SentinelBlockingConnectionPool(FollowingSentinelPool, redis.BlockingConnec
 def _client(
     url: str, options: dict[str, Any], max_connections: int | None, pool_wait_s: float
 ) -> redis.Redis:
+    # hiredis packs the client's commands in one call (tasks/redis_packing.py).
+    options = {**redis_packing.packer_for(options), **options}
     if redis_urls.is_sentinel(url):
         return _sentinel_client(url, options, max_connections, pool_wait_s)
     if max_connections is None:

@@ -24,7 +24,7 @@ from celery import states
 from celery.backends.base import BackendStoreError
 from celery.backends.redis import RedisBackend
 
-from tasks import task_index
+from tasks import redis_packing, task_index
 from tasks.celery_ext import result_pipe
 from tasks.text import as_text
 
@@ -93,6 +93,8 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._guarded_set_script: Any = None
+        # hiredis packs the backend's commands in one call (tasks/redis_packing.py).
+        self.connparams.update(redis_packing.packer_for(self.connparams))
 
     def encoded_meta(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None

@@ -25,7 +25,7 @@ from kombu.transport import redis as kombu_redis
 from redis import sentinel as redis_sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tasks import redis_urls
+from tasks import redis_packing, redis_urls
 from tasks.celery_ext import transport
 from tasks.connections import (
     PRIMARY_RECHECK_S,
@@ -97,6 +97,7 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
             "retry_on_timeout": self.retry_on_timeout,
             "client_name": self.client_name,
             "connection_class": connection_class,
+            **redis_packing.packer_for({}),
         }
 
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:

@@ -67,6 +67,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
+from tasks import redis_packing
 from tasks.celery_ext import atomic_publish, fetch, start_check
 from tasks.celery_ext.acks import BatchedAckQoS
 
@@ -156,6 +157,12 @@ class Channel(kombu_redis.Channel):
         if self._shared_client is None:
             self._shared_client = super()._create_client()
         return self._shared_client
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        params = super()._connparams(asynchronous)
+        # hiredis packs the channel's commands in one call (tasks/redis_packing.py).
+        params.update(redis_packing.packer_for(params))
+        return params
 
     def _disconnect_pools(self) -> None:
         # The shared client holds the pool being dropped; a new pool gets a new client.
