@@ -22,6 +22,10 @@ from typing import Any
 
 from celery import Celery
 
+# What ``celery.utils.saferepr.saferepr`` writes for ``()`` and ``{}``.
+NO_ARGS_REPR = "()"
+NO_KWARGS_REPR = "{}"
+
 
 def send_in_batch(
     app: Celery,
@@ -64,6 +68,10 @@ def send_in_batch(
         soft_time_limit=soft_time_limit,
         create_sent_event=app.conf.task_send_sent_event,
         ignore_result=ignore_result,
+        # Celery's saferepr of no arguments, without its walk of the empty containers
+        # and its configuration lookup for each; any other kwargs get Celery's own.
+        argsrepr=NO_ARGS_REPR,
+        kwargsrepr=None if kwargs else NO_KWARGS_REPR,
         **options,
     )
     for stamp in options.pop("stamped_headers", []):
