@@ -97,6 +97,8 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
             "retry_on_timeout": self.retry_on_timeout,
             "client_name": self.client_name,
             "connection_class": connection_class,
+            # No encoding of its own (redis-py's default): hiredis packs the commands
+            # in one call (tasks/redis_packing.py).
             **redis_packing.packer_for({}),
         }
 
