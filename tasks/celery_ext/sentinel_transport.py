@@ -82,7 +82,7 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
         connection_class: Any = self.connection_class_ssl if group.tls else self.connection_class
         if asynchronous:
             connection_class = _removed_from_poller_on_disconnect(self, connection_class)
-        return {
+        params = {
             "host": host,
             "port": port,
             "db": group.db,
@@ -97,10 +97,10 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
             "retry_on_timeout": self.retry_on_timeout,
             "client_name": self.client_name,
             "connection_class": connection_class,
-            # No encoding of its own (redis-py's default): hiredis packs the commands
-            # in one call (tasks/redis_packing.py).
-            **redis_packing.packer_for({}),
         }
+        # hiredis packs the channel's commands in one call (tasks/redis_packing.py).
+        params.update(redis_packing.packer_for(params))
+        return params
 
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
         group = self.group
