@@ -234,6 +234,11 @@ def queue_step(pipe: Any, command: Command) -> None:
     STEP.queue(pipe, 0, *command)
 
 
+# json.dumps builds an encoder on every call given options; each task writes six
+# entries and events, so one encoder serves them all (the same text).
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _entry_and_event(
     task_id: str,
     name: str,
@@ -247,8 +252,8 @@ def _entry_and_event(
 ) -> tuple[str, str]:
     """The history entry and the stream event of one state, as JSON."""
     common = {"state": state, "at": at, "retries": retries, "progress": progress, "worker": worker}
-    entry = json.dumps({**common, "error": error}, separators=(",", ":"))
-    event = json.dumps({"id": task_id, "task": name, **common}, separators=(",", ":"))
+    entry = _compact_json({**common, "error": error})
+    event = _compact_json({"id": task_id, "task": name, **common})
     return entry, event
 
 
