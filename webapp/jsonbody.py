@@ -45,6 +45,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# json.loads builds a decoder on every call given hooks; every POST parses a body.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def nesting_depth_exceeds(text: str, limit: int) -> bool:
     """Whether a JSON text nests arrays and objects deeper than `limit`, without parsing it.
 
@@ -90,7 +94,7 @@ def _parse(text: str) -> Any:
     if nesting_depth_exceeds(text, MAX_JSON_DEPTH):
         raise BadRequest(f"the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels")
     try:
-        body = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        body = _DECODER.decode(text)
     except ValueError as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
     except RecursionError:
