@@ -167,8 +167,8 @@ class SentinelBlockingConnectionPool(FollowingSentinelPool, redis.BlockingConnec
 def _client(
     url: str, options: dict[str, Any], max_connections: int | None, pool_wait_s: float
 ) -> redis.Redis:
-    # hiredis packs the client's commands in one call (tasks/redis_packing.py).
-    options = {**redis_packing.packer_for(options), **options}
+    options = dict(options)
+    redis_packing.add_packer(options)
     if redis_urls.is_sentinel(url):
         return _sentinel_client(url, options, max_connections, pool_wait_s)
     if max_connections is None:

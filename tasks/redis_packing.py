@@ -16,7 +16,8 @@ redis-py's own serializer, which packs or refuses it as it always did.
 
 Passed to redis-py through its connections' ``command_packer`` keyword, and only
 where the connection encodes text as UTF-8 with strict errors, redis-py's default,
-which is the encoding ``pack_command`` uses (``packer_for``).
+which is the encoding ``pack_command`` uses (``packer_for``). Every pool taskrelay
+makes, or has kombu and Celery make, takes it through ``add_packer``.
 """
 
 from __future__ import annotations
@@ -69,3 +70,10 @@ def packer_for(connection_kwargs: dict[str, Any]) -> dict[str, Any]:
     if encoding.lower().replace("_", "-") != _ENCODING or errors != _ENCODING_ERRORS:
         return {}
     return {"command_packer": PACKER}
+
+
+def add_packer(connection_kwargs: dict[str, Any]) -> None:
+    """Give the connections made with these keywords the packer, where ``packer_for``
+    offers it and the keywords name no packer of their own."""
+    for key, value in packer_for(connection_kwargs).items():
+        connection_kwargs.setdefault(key, value)

@@ -93,8 +93,7 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._guarded_set_script: Any = None
-        # hiredis packs the backend's commands in one call (tasks/redis_packing.py).
-        self.connparams.update(redis_packing.packer_for(self.connparams))
+        redis_packing.add_packer(self.connparams)
 
     def encoded_meta(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None

@@ -98,8 +98,7 @@ class SentinelChannel(transport.Channel, kombu_redis.SentinelChannel):
             "client_name": self.client_name,
             "connection_class": connection_class,
         }
-        # hiredis packs the channel's commands in one call (tasks/redis_packing.py).
-        params.update(redis_packing.packer_for(params))
+        redis_packing.add_packer(params)
         return params
 
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:

@@ -160,8 +160,7 @@ class Channel(kombu_redis.Channel):
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         params = super()._connparams(asynchronous)
-        # hiredis packs the channel's commands in one call (tasks/redis_packing.py).
-        params.update(redis_packing.packer_for(params))
+        redis_packing.add_packer(params)
         return params
 
     def _disconnect_pools(self) -> None:
