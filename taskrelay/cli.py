@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from taskrelay import channel_commands, schedule_commands, workflow_commands
+from taskrelay import channel_commands, schedule_commands, scheduling, workflow_commands
 from taskrelay import client as api
 from taskrelay.bench import command as bench_command
 from taskrelay.cli_options import api_options
@@ -70,6 +70,15 @@ def main() -> None:
     help="Your task modules, comma-separated (such as mypkg.jobs), for every role; "
     "sets TASKRELAY_TASK_MODULES, which is used as it is when this is not given.",
 )
+@click.option(
+    "--scheduling",
+    "scheduling_policy",
+    type=click.Choice(scheduling.POLICIES),
+    default=lambda: os.environ.get("TASKRELAY_SCHEDULING", scheduling.BATCH),
+    show_default=scheduling.BATCH,
+    help="Linux scheduling policy of Redis, the workers, the scheduler and Flower: "
+    "batch (a process woken by another's write does not preempt it) or normal.",
+)
 def up(
     web_port: int,
     flower_port: int,
@@ -77,6 +86,7 @@ def up(
     concurrency: int,
     var_dir: Path,
     task_modules: str | None,
+    scheduling_policy: scheduling.Policy,
 ) -> None:
     """Run Redis (unless REDIS_URL is set), web, worker, relay worker and Flower."""
     from taskrelay.up import System, UpOptions
@@ -90,6 +100,7 @@ def up(
         redis_url=redis_urls.from_environment(os.environ, "") or None,
         worker_concurrency=concurrency,
         task_modules=task_modules,
+        scheduling_policy=scheduling_policy,
     )
     try:
         code = System(options, say=lambda line: click.echo(line)).run()

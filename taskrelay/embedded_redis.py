@@ -25,6 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from taskrelay import scheduling
 from taskrelay.errors import SetupError
 
 SERVER_NAMES = ("redis-server", "valkey-server")
@@ -195,13 +196,17 @@ def stored_password(var_dir: Path) -> str:
     return password
 
 
-def for_up(port: int, var_dir: Path) -> EmbeddedRedis:
-    """The embedded Redis as ``taskrelay up`` runs it: locked down and bounded."""
+def for_up(
+    port: int, var_dir: Path, scheduling_policy: scheduling.Policy = scheduling.BATCH
+) -> EmbeddedRedis:
+    """The embedded Redis as ``taskrelay up`` runs it: locked down, bounded, and under
+    the policy of the roles that the web's writes wake (taskrelay/scheduling.py)."""
     return EmbeddedRedis(
         port=port,
         data_dir=var_dir / "redis",
         password=stored_password(var_dir),
         maxmemory=configured_maxmemory(),
+        scheduling_policy=scheduling_policy,
     )
 
 
@@ -222,6 +227,8 @@ class EmbeddedRedis:
     maxmemory: str | None = None
     # The version the lockdown is written for; read from the binary when None.
     version: tuple[int, int] | None = None
+    # The Linux scheduling policy it runs under (taskrelay/scheduling.py).
+    scheduling_policy: scheduling.Policy = scheduling.NORMAL
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -244,13 +251,14 @@ class EmbeddedRedis:
             _write_private(config, lockdown_config(self.password, version))
             # The file first: Redis reads a config file only as its first argument.
             args = [str(config), *args]
-        self.process = subprocess.Popen(
-            [self.binary, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-            umask=PRIVATE_UMASK,
-        )
+        with scheduling.for_children(self.scheduling_policy):
+            self.process = subprocess.Popen(
+                [self.binary, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+                umask=PRIVATE_UMASK,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _answers_ping(self.port, self.password):
             if self.process.poll() is not None:

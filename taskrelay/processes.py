@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskrelay import scheduling
 from taskrelay.embedded_redis import EmbeddedRedis
 
 # How long a role may take to stop after SIGTERM before it is killed, in seconds.
@@ -33,13 +34,15 @@ class Child:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
+    # The Linux scheduling policy the child and everything it starts run under.
+    scheduling_policy: scheduling.Policy = scheduling.NORMAL
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         # Logs may hold task arguments and tracebacks: readable by their owner only.
         self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(descriptor, "ab") as log:
+        with os.fdopen(descriptor, "ab") as log, scheduling.for_children(self.scheduling_policy):
             self.process = subprocess.Popen(
                 list(self.argv),
                 stdin=subprocess.DEVNULL,

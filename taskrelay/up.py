@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from taskrelay import embedded_redis, roles, user_tasks
+from taskrelay import embedded_redis, roles, scheduling, user_tasks
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.errors import SetupError
 from taskrelay.processes import Child, EmbeddedRedisRole, stop_together
@@ -48,6 +48,8 @@ class UpOptions:
     # The user's task modules (``--tasks``) for every role; None passes the
     # environment's TASKRELAY_TASK_MODULES through as it is.
     task_modules: str | None = None
+    # The Linux scheduling policy of every role but the web (taskrelay/scheduling.py).
+    scheduling_policy: scheduling.Policy = scheduling.BATCH
 
 
 # The task workers' role names: worker-1, worker-2, ...
@@ -92,6 +94,9 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         # One setting for every role: the web accepts only tasks a worker can run.
         **user_tasks.role_env(options.task_modules),
     }
+    # The web, woken by the people it answers, keeps the default policy; the roles
+    # that the web's and each other's writes wake do not preempt the writer.
+    throughput = options.scheduling_policy
     return [
         Child(
             "web",
@@ -110,6 +115,7 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
                 logs / f"{TASK_WORKER_ROLE}{number}.log",
                 env,
                 stop_timeout_s=WORKER_STOP_TIMEOUT_S,
+                scheduling_policy=throughput,
             )
             for number in range(1, options.worker_concurrency + 1)
         ),
@@ -119,16 +125,24 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
             logs / "relay.log",
             env,
             stop_timeout_s=WORKER_STOP_TIMEOUT_S,
+            scheduling_policy=throughput,
         ),
         Child(
             "flower",
             roles.flower_argv(options.bind_address, options.flower_port),
             logs / "flower.log",
             {**env, **roles.flower_env(flower_auth)},
+            scheduling_policy=throughput,
         ),
         # One scheduler: restarted by the supervisor if it dies, its lease expires and
         # it takes over again; more of them (compose runs two) only shorten that gap.
-        Child("scheduler", roles.scheduler_argv(), logs / "scheduler.log", env),
+        Child(
+            "scheduler",
+            roles.scheduler_argv(),
+            logs / "scheduler.log",
+            env,
+            scheduling_policy=throughput,
+        ),
     ]
 
 
@@ -179,7 +193,9 @@ class System:
         roles: list[Role] = []
         if redis_url is None:
             # Locked down: a password (in var/, mode 600), no dangerous commands, a memory bound.
-            self.redis = embedded_redis.for_up(options.redis_port, options.var_dir)
+            self.redis = embedded_redis.for_up(
+                options.redis_port, options.var_dir, options.scheduling_policy
+            )
             redis_url = self.redis.url
             roles.append(EmbeddedRedisRole(self.redis))
         flower_auth = flower_credentials(options.var_dir)

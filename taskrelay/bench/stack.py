@@ -15,7 +15,7 @@ from typing import TypeVar
 import httpx
 import redis
 
-from taskrelay import waiting
+from taskrelay import scheduling, waiting
 from taskrelay.bench.errors import BenchError
 from taskrelay.embedded_redis import EmbeddedRedis
 from taskrelay.processes import Child, stop_together
@@ -49,7 +49,11 @@ class Stack:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.logs = root / "logs"
-        self.redis_server = EmbeddedRedis(port=free_port(), data_dir=root / "redis")
+        # Run as `taskrelay up` runs its Redis, under the policy of the roles that the
+        # web's writes wake (taskrelay/scheduling.py); subjects that share it get the same.
+        self.redis_server = EmbeddedRedis(
+            port=free_port(), data_dir=root / "redis", scheduling_policy=scheduling.BATCH
+        )
         self.children: list[Child] = []
         self.other_redis: list[EmbeddedRedis] = []
 

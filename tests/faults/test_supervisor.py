@@ -25,6 +25,7 @@ import httpx
 import psutil
 import pytest
 
+from taskrelay import roles, scheduling
 from taskrelay.supervisor import CRASH_LOOP_EXITS, CRASH_LOOP_WINDOW_S
 from tests.faults.helpers import Stopwatch
 from tests.support import REPO_ROOT, free_port, log_tail, wait_until
@@ -234,6 +235,22 @@ def wait_new_main_process(up: Up, marker: str, old_pid: int) -> int:
     )
 
 
+def policies_below(pid: int) -> set[str]:
+    """The scheduling policy of every thread of a process and of all it started."""
+    process = psutil.Process(pid)
+    found = set()
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            found.update(scheduling.policy_of(thread.id) for thread in member.threads())
+    return found
+
+
+def assert_batch(up: Up, marker: str) -> None:
+    pid = up.role_pid(marker)
+    assert pid is not None, marker
+    assert policies_below(pid) == {scheduling.BATCH}, marker
+
+
 def restart_metric(up: Up, role: str) -> float | None:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -332,6 +349,19 @@ def web_restarts(up: Up) -> int | None:
         return None
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_every_role_but_the_web_runs_under_sched_batch_in_all_its_threads(system: Up) -> None:
+    web = system.role_pid(WEB_MARKER)
+    assert web is not None
+    # The gunicorn master, its workers and all their threads keep the default policy.
+    assert policies_below(web) == {scheduling.NORMAL}
+    for marker in ("redis-server", "tasks-1@%h", "tasks-2@%h", "-Q relay", " flower "):
+        assert_batch(system, marker)
+    assert_batch(system, roles.SCHEDULER_MODULE)
+    # taskrelay up itself is left as it was started.
+    assert scheduling.policy_of(system.process.pid) == scheduling.NORMAL
+
+
 def test_a_sigkilled_task_worker_restarts_while_the_api_answers_and_a_task_elsewhere_finishes(
     system: Up,
 ) -> None:
@@ -353,6 +383,8 @@ def test_a_sigkilled_task_worker_restarts_while_the_api_answers_and_a_task_elsew
                 timeout_s=RESTART_TIMEOUT_S,
                 what=f"the restarted {victim} to be ready",
             )
+            if hasattr(os, "SCHED_BATCH"):  # restarted by the supervisor's thread: the same
+                assert_batch(system, marker)
             done = wait_for_state(http, task, "SUCCESS", timeout_s=60)
     assert done["result"] == {"steps": 16}
     assert done["worker"] == running["worker"] and done["retries"] == 0
@@ -414,6 +446,8 @@ def test_a_sigkilled_embedded_redis_comes_back_on_its_port_with_its_data(system:
         assert redis_pid is not None
         os.kill(redis_pid, signal.SIGKILL)
         wait_restarted(system, "redis", before)
+        if hasattr(os, "SCHED_BATCH"):
+            assert_batch(system, "redis-server")
         assert wait_for_state(http, task, "SUCCESS", timeout_s=10)["result"] == {"consumed": 11}
         # Web and workers reconnected by themselves.
         again = submit(http, "consume", number=12)
