@@ -61,7 +61,7 @@ def run(stack: Stack, load: ChordLoad) -> Section:
     section = Section("chord", f"chord: {load.steps} no-op steps + a callback, POST to SUCCESS")
     stack.flush()
     system = start_taskrelay_up(stack, workers=load.workers, flower=False)
-    app = _canvas_app(stack.url)
+    app = _canvas_app(system.redis_url)
     try:
         with httpx.Client(base_url=f"http://{HOST}:{system.web_port}", timeout=30) as http:
             _taskrelay_chord(http, WARMUP_STEPS)

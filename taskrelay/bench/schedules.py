@@ -112,7 +112,7 @@ def _wait_for_active_scheduler(stack: Stack, system: System, client: redis.Redis
 
 
 def _measure(stack: Stack, system: System, client: redis.Redis, load: SchedulesLoad) -> Row:
-    _load_registry(stack.url)
+    _load_registry(system.redis_url)
     cpu_before = cpu.snapshot(process_ids(system))
     schedules = _create(client, load)
     start = min(s.start_at for s in schedules if s.start_at is not None)

@@ -49,11 +49,7 @@ class Stack:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.logs = root / "logs"
-        # Run as `taskrelay up` runs its Redis, under the policy of the roles that the
-        # web's writes wake (taskrelay/scheduling.py); subjects that share it get the same.
-        self.redis_server = EmbeddedRedis(
-            port=free_port(), data_dir=root / "redis", scheduling_policy=scheduling.BATCH
-        )
+        self.redis_server = EmbeddedRedis(port=free_port(), data_dir=root / "redis")
         self.children: list[Child] = []
         self.other_redis: list[EmbeddedRedis] = []
 
@@ -112,9 +108,20 @@ class Stack:
         child.start()
         return child
 
-    def start_redis(self, name: str, *, durable: bool) -> EmbeddedRedis:
+    def start_redis(
+        self,
+        name: str,
+        *,
+        durable: bool,
+        scheduling_policy: scheduling.Policy = scheduling.NORMAL,
+    ) -> EmbeddedRedis:
         """Another Redis server beside the run's own, for a subject that needs one to itself."""
-        server = EmbeddedRedis(port=free_port(), data_dir=self.root / name, durable=durable)
+        server = EmbeddedRedis(
+            port=free_port(),
+            data_dir=self.root / name,
+            durable=durable,
+            scheduling_policy=scheduling_policy,
+        )
         self.other_redis.append(server)
         server.start()
         return server

@@ -1,9 +1,11 @@
 """Whole systems for the end-to-end scenario: the 20-line template, and ``taskrelay up``.
 
 taskrelay's children are the ones ``taskrelay up`` builds (taskrelay/up.py), so the
-benchmark follows any change to that topology; only the Redis is the run's own,
-and the web's rate limit is off because the whole load comes from one address.
-The template gets a Redis of its own without persistence, as its tutorial runs it.
+benchmark follows any change to that topology, its scheduling policies included; its
+Redis is one of its own, started as ``taskrelay up`` starts its embedded one (durable,
+under the same policy) but without password or memory bound, and the web's rate limit
+is off because the whole load comes from one address. The template gets a Redis of its
+own without persistence, as its tutorial runs it.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def start_template(stack: Stack, *, tuned: bool = False) -> System:
     Tuned, the same code is served and run with the settings of tuned.py instead.
     """
     server = stack.start_redis("template-redis", durable=False)
-    env = template_env(server.url)
+    env = redis_env(server.url)
     port = free_port()
     prefix = "tuned" if tuned else "template"
     system = System(port, [], server.url, own_redis=server, redis_pid=_pid(server))
@@ -92,13 +94,14 @@ def start_template_web(stack: Stack) -> tuple[Child, int]:
     """The template's web alone, served as taskrelay's web is, sending into the run's Redis."""
     port = free_port()
     child = stack.start(
-        f"template-web-{port}", _template_web_argv(port, tuned=True), template_env(stack.url)
+        f"template-web-{port}", _template_web_argv(port, tuned=True), redis_env(stack.url)
     )
     stack.wait_http(child, f"http://{HOST}:{port}/api/tasks/ready-check")
     return child, port
 
 
-def template_env(redis_url: str) -> dict[str, str]:
+def redis_env(redis_url: str) -> dict[str, str]:
+    """Every Redis URL a child might read, pointing at one Redis (the run's has its own)."""
     # Celery prefers the last two to the URLs the template passes it.
     return dict.fromkeys(("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"), redis_url)
 
@@ -118,30 +121,35 @@ def _template_web_argv(port: int, *, tuned: bool) -> list[str]:
 
 
 def start_taskrelay_up(stack: Stack, *, workers: int, flower: bool) -> System:
-    """The children ``taskrelay up --concurrency workers`` starts, Flower among them or not."""
+    """The children ``taskrelay up --concurrency workers`` starts, Flower among them or not,
+    and a Redis of their own, run as ``taskrelay up`` runs its embedded one."""
     web_port, flower_port = free_port(), free_port()
     options = up.UpOptions(
         var_dir=stack.root / f"up-{web_port}",
         web_port=web_port,
         flower_port=flower_port,
-        redis_port=0,  # unused: the run's Redis is given
-        redis_url=stack.url,
+        redis_port=0,  # unused: the system's Redis is given
+        redis_url=None,
         worker_concurrency=workers,
     )
-    user, password = FLOWER_AUTH
-    children = up.build_children(options, stack.url, f"{user}:{password}")
-    if not flower:
-        children = [child for child in children if child.name != FLOWER_NAME]
+    server = stack.start_redis(
+        f"up-redis-{web_port}", durable=True, scheduling_policy=options.scheduling_policy
+    )
     system = System(
         web_port,
         [],
-        stack.url,
+        server.url,
+        own_redis=server,
         flower_port=flower_port if flower else None,
-        redis_pid=_pid(stack.redis_server),
+        redis_pid=_pid(server),
     )
+    user, password = FLOWER_AUTH
+    children = up.build_children(options, server.url, f"{user}:{password}")
+    if not flower:
+        children = [child for child in children if child.name != FLOWER_NAME]
     try:
         for child in children:
-            child.env = {**BENCH_WEB_ENV, **child.env}
+            child.env = {**BENCH_WEB_ENV, **child.env, **redis_env(server.url)}
             system.children.append(stack.start_child(child))
         _wait_consuming(stack, system, workers)
         # The workers may be consuming before gunicorn listens (an inline worker starts
