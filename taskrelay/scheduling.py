@@ -10,7 +10,7 @@ time slice, and is otherwise scheduled as usual (same fairness, same nice value)
 ``taskrelay up`` runs Redis, the task and relay workers, the scheduler and Flower so,
 and leaves the web on the default policy: the web is what answers people, and it is
 woken by their requests. Measured end to end (docs/benchmarks.md): about a tenth
-less CPU a task, and about a tenth fewer context switches in Redis and the workers.
+less CPU a task; the web is preempted and Redis woken about half as often.
 
 The policy goes to a child the way Linux hands it down: a process forked by a thread
 takes that thread's policy, and keeps it through ``exec`` and in every thread and

@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from taskrelay import scheduling
+from taskrelay.up import UpOptions, build_children
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
 
@@ -70,3 +72,24 @@ def test_a_failed_start_still_restores_the_parents_policy() -> None:
     with pytest.raises(FileNotFoundError), scheduling.for_children(scheduling.BATCH):
         subprocess.run(["/nonexistent/taskrelay-test-binary"], check=True)
     assert scheduling.policy_of(0) == scheduling.NORMAL
+
+
+@pytest.mark.parametrize("policy", scheduling.POLICIES)
+def test_taskrelay_up_starts_every_role_but_the_web_under_its_policy(
+    tmp_path: Path, policy: scheduling.Policy
+) -> None:
+    options = UpOptions(
+        var_dir=tmp_path,
+        web_port=5000,
+        flower_port=5555,
+        redis_port=6399,
+        redis_url=None,
+        worker_concurrency=2,
+        scheduling_policy=policy,
+    )
+    children = {
+        c.name: c.scheduling_policy for c in build_children(options, "redis://x:1/0", "a:b")
+    }
+    assert children.pop("web") == scheduling.NORMAL
+    assert set(children) == {"worker-1", "worker-2", "relay", "flower", "scheduler"}
+    assert set(children.values()) == {policy}
