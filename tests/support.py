@@ -15,6 +15,7 @@ from taskrelay import roles, waiting
 from taskrelay.bench import commandstats
 from taskrelay.embedded_redis import EmbeddedRedis, find_server_binary, wheel_server_binary
 from taskrelay.processes import Child
+from taskrelay.up import UpOptions
 from taskrelay.waiting import free_port
 from tasks.celery_ext.liveness import live_consumers
 from tasks.connections import make_client
@@ -32,6 +33,19 @@ SERVER_FINDERS: dict[str, Callable[[], str]] = {
     "redis": find_server_binary,
     "valkey": wheel_server_binary,
 }
+
+
+def up_options(var_dir: Path, **changes: Any) -> UpOptions:
+    """`taskrelay up`'s options at their defaults (no REDIS_URL, two workers), as changed."""
+    defaults: dict[str, Any] = {
+        "var_dir": var_dir,
+        "web_port": 5000,
+        "flower_port": 5555,
+        "redis_port": 6399,
+        "redis_url": None,
+        "worker_concurrency": 2,
+    }
+    return UpOptions(**(defaults | changes))
 
 
 def server_binary(kind: str) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from taskrelay import roles
-from taskrelay.up import UpOptions, build_children
+from taskrelay.up import build_children
 from tasks.schedules.scheduler import Settings
+from tests.support import up_options
 
 # The ceiling on how long a standby may take to take over, in seconds.
 TAKEOVER_CEILING_S = 10.0
@@ -15,15 +16,7 @@ TAKEOVER_CEILING_S = 10.0
 def test_taskrelay_up_runs_one_scheduler_with_the_same_environment_as_the_workers(
     tmp_path: Path,
 ) -> None:
-    options = UpOptions(
-        var_dir=tmp_path,
-        web_port=5000,
-        flower_port=5555,
-        redis_port=6399,
-        redis_url=None,
-        worker_concurrency=2,
-        task_modules="examples_pkg.jobs",
-    )
+    options = up_options(tmp_path, task_modules="examples_pkg.jobs")
     children = {child.name: child for child in build_children(options, "redis://x:1/0", "a:b")}
     scheduler = children["scheduler"]
     assert list(scheduler.argv) == roles.scheduler_argv()

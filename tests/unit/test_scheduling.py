@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from taskrelay import scheduling
-from taskrelay.up import UpOptions, build_children
+from taskrelay.up import build_children
+from tests.support import up_options
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
 
@@ -78,15 +79,7 @@ def test_a_failed_start_still_restores_the_parents_policy() -> None:
 def test_taskrelay_up_starts_every_role_but_the_web_under_its_policy(
     tmp_path: Path, policy: scheduling.Policy
 ) -> None:
-    options = UpOptions(
-        var_dir=tmp_path,
-        web_port=5000,
-        flower_port=5555,
-        redis_port=6399,
-        redis_url=None,
-        worker_concurrency=2,
-        scheduling_policy=policy,
-    )
+    options = up_options(tmp_path, scheduling_policy=policy)
     children = {
         c.name: c.scheduling_policy for c in build_children(options, "redis://x:1/0", "a:b")
     }
