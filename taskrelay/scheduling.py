@@ -38,18 +38,21 @@ POLICIES: Final = (BATCH, NORMAL)
 
 # os.sched_setscheduler's pid 0: the calling thread, not the whole process.
 _THIS_THREAD = 0
+# Linux's SCHED_BATCH; None where the operating system has no such policy.
+_SCHED_BATCH: int | None = getattr(os, "SCHED_BATCH", None)
+# Whether children can be started under BATCH here at all.
+AVAILABLE = _SCHED_BATCH is not None
 
 
 @contextmanager
 def for_children(policy: Policy) -> Iterator[None]:
     """Processes started inside run under ``policy``; the calling thread's own is restored."""
-    batch = getattr(os, "SCHED_BATCH", None)
-    if policy == NORMAL or batch is None:
+    if policy == NORMAL or _SCHED_BATCH is None:
         yield
         return
     try:
         previous = os.sched_getscheduler(_THIS_THREAD), os.sched_getparam(_THIS_THREAD)
-        os.sched_setscheduler(_THIS_THREAD, batch, os.sched_param(0))
+        os.sched_setscheduler(_THIS_THREAD, _SCHED_BATCH, os.sched_param(0))
     except OSError as error:
         logger.warning(
             "cannot start children under SCHED_BATCH (%s): starting them as usual", error
@@ -65,7 +68,7 @@ def for_children(policy: Policy) -> Iterator[None]:
 def policy_of(pid: int) -> str:
     """The policy a process or thread runs under, by name: ``batch``, ``normal`` or another."""
     policy = os.sched_getscheduler(pid)
-    if policy == getattr(os, "SCHED_BATCH", None):
+    if policy == _SCHED_BATCH:
         return BATCH
     if policy == os.SCHED_OTHER:
         return NORMAL

@@ -52,6 +52,8 @@ class UpOptions:
     scheduling_policy: scheduling.Policy = scheduling.BATCH
 
 
+# The web's role name.
+WEB_ROLE = "web"
 # The task workers' role names: worker-1, worker-2, ...
 TASK_WORKER_ROLE = "worker-"
 
@@ -94,12 +96,9 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
         # One setting for every role: the web accepts only tasks a worker can run.
         **user_tasks.role_env(options.task_modules),
     }
-    # The web, woken by the people it answers, keeps the default policy; the roles
-    # that the web's and each other's writes wake do not preempt the writer.
-    throughput = options.scheduling_policy
-    return [
+    children = [
         Child(
-            "web",
+            WEB_ROLE,
             roles.web_argv(f"{options.bind_address}:{options.web_port}"),
             logs / "web.log",
             env,
@@ -115,7 +114,6 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
                 logs / f"{TASK_WORKER_ROLE}{number}.log",
                 env,
                 stop_timeout_s=WORKER_STOP_TIMEOUT_S,
-                scheduling_policy=throughput,
             )
             for number in range(1, options.worker_concurrency + 1)
         ),
@@ -125,25 +123,23 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
             logs / "relay.log",
             env,
             stop_timeout_s=WORKER_STOP_TIMEOUT_S,
-            scheduling_policy=throughput,
         ),
         Child(
             "flower",
             roles.flower_argv(options.bind_address, options.flower_port),
             logs / "flower.log",
             {**env, **roles.flower_env(flower_auth)},
-            scheduling_policy=throughput,
         ),
         # One scheduler: restarted by the supervisor if it dies, its lease expires and
         # it takes over again; more of them (compose runs two) only shorten that gap.
-        Child(
-            "scheduler",
-            roles.scheduler_argv(),
-            logs / "scheduler.log",
-            env,
-            scheduling_policy=throughput,
-        ),
+        Child("scheduler", roles.scheduler_argv(), logs / "scheduler.log", env),
     ]
+    # The web, woken by the people it answers, keeps the default policy; the roles
+    # that the web's and each other's writes wake do not preempt the writer.
+    for child in children:
+        if child.name != WEB_ROLE:
+            child.scheduling_policy = options.scheduling_policy
+    return children
 
 
 class System:
@@ -274,7 +270,7 @@ class System:
         self.say("stopping: web, flower, workers (finishing their tasks), redis")
         # Nothing takes new work once web and Flower are gone; then the workers
         # finish what they hold.
-        front = [child for child in self.children if child.name in ("web", "flower")]
+        front = [child for child in self.children if child.name in (WEB_ROLE, "flower")]
         stop_together(front)
         stop_together([child for child in self.children if child not in front])
         self.children = []

@@ -31,7 +31,7 @@ TEMPLATE_MODULE = "taskrelay.bench.baseline_template"
 # As the template's README serves it: four sync workers.
 TEMPLATE_WEB_WORKERS = 4
 FLOWER_NAME = "flower"
-WEB_NAME = "web"
+WEB_NAME = up.WEB_ROLE
 
 
 @dataclass

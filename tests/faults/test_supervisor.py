@@ -349,7 +349,7 @@ def web_restarts(up: Up) -> int | None:
         return None
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+@pytest.mark.skipif(not scheduling.AVAILABLE, reason="SCHED_BATCH is Linux's")
 def test_every_role_but_the_web_runs_under_sched_batch_in_all_its_threads(system: Up) -> None:
     web = system.role_pid(WEB_MARKER)
     assert web is not None
@@ -383,7 +383,7 @@ def test_a_sigkilled_task_worker_restarts_while_the_api_answers_and_a_task_elsew
                 timeout_s=RESTART_TIMEOUT_S,
                 what=f"the restarted {victim} to be ready",
             )
-            if hasattr(os, "SCHED_BATCH"):  # restarted by the supervisor's thread: the same
+            if scheduling.AVAILABLE:  # restarted by the supervisor's thread: the same
                 assert_batch(system, marker)
             done = wait_for_state(http, task, "SUCCESS", timeout_s=60)
     assert done["result"] == {"steps": 16}
@@ -446,7 +446,7 @@ def test_a_sigkilled_embedded_redis_comes_back_on_its_port_with_its_data(system:
         assert redis_pid is not None
         os.kill(redis_pid, signal.SIGKILL)
         wait_restarted(system, "redis", before)
-        if hasattr(os, "SCHED_BATCH"):
+        if scheduling.AVAILABLE:
             assert_batch(system, "redis-server")
         assert wait_for_state(http, task, "SUCCESS", timeout_s=10)["result"] == {"consumed": 11}
         # Web and workers reconnected by themselves.

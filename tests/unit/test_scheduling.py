@@ -14,7 +14,7 @@ from taskrelay import scheduling
 from taskrelay.up import build_children
 from tests.support import up_options
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+pytestmark = pytest.mark.skipif(not scheduling.AVAILABLE, reason="SCHED_BATCH is Linux's")
 
 # Prints the policy of the child's main thread and of a thread it starts.
 REPORT_POLICIES = """
