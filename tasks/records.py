@@ -179,18 +179,26 @@ def mark_started(
 
 
 def started_commands(
-    task_id: str, worker: str, attempt: int, started_at: datetime, *, name: str
+    task_id: str,
+    worker: str,
+    attempt: int,
+    started_at: datetime,
+    *,
+    name: str,
+    moved_on: bool = False,
 ) -> list[Command]:
     """A start already checked at the fetch, written with the first state stored after it.
 
     What mark_started writes but the delivery count, the revoke check and the
-    STARTED meta: the state stored with it replaces that meta anyway.
+    STARTED meta: the state stored with it replaces that meta anyway. ``moved_on``:
+    that state's own step follows in the same script, so the start's step passes
+    through the state sets (task_index.moved_command).
     """
     return [
         ["HSET", keys.task_record(task_id), "started_at", started_at.isoformat(), "worker", worker],
         ["EXPIRE", keys.task_record(task_id), str(defaults.TASK_RECORD_TTL_S)],
         task_index.moved_command(
-            task_id, name, STARTED, retries=attempt, worker=worker, at=started_at
+            task_id, name, STARTED, retries=attempt, worker=worker, at=started_at, passing=moved_on
         ),
     ]
 

@@ -143,7 +143,10 @@ local function submitted(id, name, score, entry, event)
     redis.call('HINCRBY', COUNTERS, name .. SUBMITTED, 1)
 end
 
-local function moved(id, name, state, at, entry, event, run_s)
+-- A state that passes (``passing`` '1': a start written with the state that follows
+-- it in the same script) gets its history entry, event and stats, but leaves the
+-- task where it is in the state sets, which the next step moves at once.
+local function moved(id, name, state, at, entry, event, run_s, passing)
     local found = redis.call(
         'HMGET', RECORD .. id, 'index_state', 'index_score', 'index_pending', 'task')
     local old, score, pending = found[1], found[2], found[3]
@@ -158,7 +161,7 @@ local function moved(id, name, state, at, entry, event, run_s)
         old = pending
     elseif old == 'SUCCESS' and state ~= 'SUCCESS' then
         return  -- SUCCESS, which nothing overwrites
-    elseif old ~= state then
+    elseif old ~= state and passing ~= '1' then
         redis.call('ZREM', BY_STATE .. old, id)
         redis.call('ZREM', BY_STATE_NAME .. old .. ':' .. name, id)
         keep(BY_STATE .. state, score, id, now - TTL)
@@ -209,10 +212,13 @@ def moved_command(
     progress: dict[str, Any] | None = None,
     run_s: float | None = None,
     at: datetime | None = None,
+    passing: bool = False,
 ) -> Command:
     """The "moved" step: the task is now in ``state`` (its run time, when it ended).
 
     ``at``: when it moved, if not now (a start written with the state that follows it).
+    ``passing``: a later step of the same script moves the task on, so this one
+    leaves the state sets as they are: no reader could see it there.
     """
     now = at or datetime.now(UTC)
     entry, event = _entry_and_event(
@@ -226,7 +232,8 @@ def moved_command(
         progress=progress,
     )
     run = "" if run_s is None else repr(run_s)
-    return [MOVED_STEP, task_id, name, state, repr(now.timestamp()), entry, event, run]
+    step = [MOVED_STEP, task_id, name, state, repr(now.timestamp()), entry, event, run]
+    return [*step, "1"] if passing else step
 
 
 def queue_step(pipe: Any, command: Command) -> None:

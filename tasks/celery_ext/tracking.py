@@ -108,8 +108,11 @@ class TrackedTask(Task):  # type: ignore[misc]
             ttl_s=self.backend.ttl_for(states.STARTED),
         )
 
-    def _claim_deferred_start(self, task_id: str, request: Any) -> list[Command]:
-        """The start record, if it is still to be written: then with the caller's state."""
+    def _claim_deferred_start(
+        self, task_id: str, request: Any, *, moved_on: bool = False
+    ) -> list[Command]:
+        """The start record, if it is still to be written: then with the caller's state
+        (``moved_on``: whose index step follows it)."""
         pending_start = getattr(request, "taskrelay_pending_start", None)
         if pending_start is None:
             return []
@@ -122,6 +125,7 @@ class TrackedTask(Task):  # type: ignore[misc]
             int(getattr(request, "retries", 0) or 0),
             started_at,
             name=public_name(self.name),
+            moved_on=moved_on,
         )
 
     def retry(
@@ -175,8 +179,9 @@ class TrackedTask(Task):  # type: ignore[misc]
         its metrics and, for FAILURE, its dead letter go in the script that stores
         the state: one round trip, and never a FAILURE without its dead letter.
         """
-        moved = self._claim_deferred_start(task_id, request)
-        moved += self._index_commands(task_id, state, result, request)
+        index_step = self._index_commands(task_id, state, result, request)
+        moved = self._claim_deferred_start(task_id, request, moved_on=bool(index_step))
+        moved += index_step
         commands = self._ending_commands(task_id, state, request)
         if not commands:
             return moved

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 
 from taskrelay.embedded_redis import EmbeddedRedis
 from tasks import defaults, keys, records, task_index
+from tasks.celery_ext import result_backend
 from tests.support import wait_until
 from webapp import create_app, sse
 from webapp.services import services
@@ -278,6 +279,60 @@ def test_history_keeps_one_progress_entry_and_nothing_moves_a_task_out_of_succes
     counts = index_client.get("/api/tasks/counts?task=long_task").get_json()
     assert counts["SUCCESS"] == 1 and counts["all"] == 1
     assert counts["STARTED"] == counts["PROGRESS"] == counts["RETRY"] == 0
+
+
+def test_a_start_written_with_its_end_moves_the_task_once_and_keeps_its_history_and_stats(
+    index_client: FlaskClient, index_redis: redis.Redis
+) -> None:
+    """A worker writes a quick task's start with its end, in the script that stores the
+    end (tasks/celery_ext/deferred_start.py): STARTED is told (history, stream, wait
+    time) but the task moves once in the state sets, QUEUED to SUCCESS."""
+    [task_id] = seed(index_redis, 1)
+    started_at = datetime.now(UTC)
+    commands = records.started_commands(
+        task_id, "tasks-1@host", 0, started_at, name="consume", moved_on=True
+    )
+    commands.append(task_index.moved_command(task_id, "consume", "SUCCESS", run_s=0.01))
+    before = index_redis.info("commandstats")
+    stored = index_redis.eval(
+        result_backend.GUARDED_SET,
+        1,
+        keys.celery_result(task_id),
+        json.dumps({"status": "SUCCESS", "result": 1}),
+        0,
+        json.dumps(commands),
+    )
+    after = index_redis.info("commandstats")
+    assert stored == 1
+
+    def calls(command: str) -> int:
+        name = f"cmdstat_{command}"
+        return int(after.get(name, {}).get("calls", 0)) - int(before.get(name, {}).get("calls", 0))
+
+    assert calls("zrem") == 2  # out of QUEUED and QUEUED:consume, and nothing else
+    counts = index_client.get("/api/tasks/counts?task=consume").get_json()
+    assert counts["SUCCESS"] == 1 and counts["all"] == 1
+    assert counts["QUEUED"] == counts["STARTED"] == 0
+    history = records.parse_history(records.read_one_raw(index_redis, index_redis, task_id).history)
+    assert [entry["state"] for entry in history] == ["QUEUED", "STARTED", "SUCCESS"]
+    assert history[1]["worker"] == "tasks-1@host"
+    streamed = [json.loads(fields[b"data"]) for _, fields in index_redis.xrange(keys.TASK_EVENTS)]
+    assert [e["state"] for e in streamed if e["id"] == task_id] == ["QUEUED", "STARTED", "SUCCESS"]
+    stats = index_client.get("/api/tasks/stats?window=600").get_json()["tasks"]["consume"]
+    assert stats["wait_ms"]["p50"] is not None, stats  # its wait was counted
+
+    # A start written alone (nothing follows it in its script) moves the task to STARTED.
+    [alone] = seed(index_redis, 1)
+    with index_redis.pipeline(transaction=False) as pipe:
+        for command in records.started_commands(
+            alone, "tasks-1@host", 0, started_at, name="consume"
+        ):
+            if command[0] == task_index.MOVED_STEP:
+                task_index.queue_step(pipe, command)
+            else:
+                pipe.execute_command(*command)
+        pipe.execute()
+    assert index_client.get("/api/tasks/counts?task=consume").get_json()["STARTED"] == 1
 
 
 def test_a_task_that_ends_before_its_submission_step_runs_is_indexed_in_its_last_state(
