@@ -231,7 +231,10 @@ def execute(options: BenchOptions, output: Path, *, with_levers: bool) -> Path:
 @click.option("--chaos-workers", default=4, show_default=True, help="Workers, chaos drain.")
 @click.option(
     "--chaos-kill-interval",
-    default=2.0,
+    # Every second, not every two: at two, kombu's stock transport lost nothing in
+    # some runs (its window opens at a kill that lands between a BRPOP and its
+    # unacked record), so the run could not show what the scenario is for.
+    default=1.0,
     show_default=True,
     help="Seconds between two SIGKILLs of a random worker.",
 )
