@@ -3,7 +3,9 @@
 Once the fetch has checked a task (tasks/celery_ext/start_check.py), what is left of
 its start is the record: its start time and worker, and its move to STARTED in the
 indexes. A task that ends (or reports progress) within ``WRITE_AFTER_S`` writes it in
-the same script as that state, a round trip less per task; one still running then has
+the same script as that state, a round trip less per task, and the start's step then
+passes through the state sets, which that state's step moves at once (STARTED is still
+told in the history, the event stream and the wait-time stat); one still running then has
 it written by a thread of the worker process, so a long task reads STARTED while it
 runs. Exactly one of the two writes it, and the state that follows waits for a write
 under way, so STARTED never lands after it.
