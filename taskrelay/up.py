@@ -52,8 +52,9 @@ class UpOptions:
     scheduling_policy: scheduling.Policy = scheduling.BATCH
 
 
-# The web's role name.
+# The web's and Flower's role names.
 WEB_ROLE = "web"
+FLOWER_ROLE = "flower"
 # The task workers' role names: worker-1, worker-2, ...
 TASK_WORKER_ROLE = "worker-"
 
@@ -125,7 +126,7 @@ def build_children(options: UpOptions, redis_url: str, flower_auth: str) -> list
             stop_timeout_s=WORKER_STOP_TIMEOUT_S,
         ),
         Child(
-            "flower",
+            FLOWER_ROLE,
             roles.flower_argv(options.bind_address, options.flower_port),
             logs / "flower.log",
             {**env, **roles.flower_env(flower_auth)},
@@ -270,7 +271,7 @@ class System:
         self.say("stopping: web, flower, workers (finishing their tasks), redis")
         # Nothing takes new work once web and Flower are gone; then the workers
         # finish what they hold.
-        front = [child for child in self.children if child.name in (WEB_ROLE, "flower")]
+        front = [child for child in self.children if child.name in (WEB_ROLE, FLOWER_ROLE)]
         stop_together(front)
         stop_together([child for child in self.children if child not in front])
         self.children = []

@@ -30,7 +30,7 @@ from tasks.celery_ext.liveness import live_consumers
 TEMPLATE_MODULE = "taskrelay.bench.baseline_template"
 # As the template's README serves it: four sync workers.
 TEMPLATE_WEB_WORKERS = 4
-FLOWER_NAME = "flower"
+FLOWER_NAME = up.FLOWER_ROLE
 WEB_NAME = up.WEB_ROLE
 
 

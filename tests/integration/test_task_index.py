@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from taskrelay.embedded_redis import EmbeddedRedis
 from tasks import defaults, keys, records, task_index
 from tasks.celery_ext import result_backend
-from tests.support import wait_until
+from tests.support import command_calls, wait_until
 from webapp import create_app, sse
 from webapp.services import services
 from webapp.tasks import feed
@@ -293,7 +293,7 @@ def test_a_start_written_with_its_end_moves_the_task_once_and_keeps_its_history_
         task_id, "tasks-1@host", 0, started_at, name="consume", moved_on=True
     )
     commands.append(task_index.moved_command(task_id, "consume", "SUCCESS", run_s=0.01))
-    before = index_redis.info("commandstats")
+    zrems_before = command_calls(index_redis, "zrem")
     stored = index_redis.eval(
         result_backend.GUARDED_SET,
         1,
@@ -302,14 +302,9 @@ def test_a_start_written_with_its_end_moves_the_task_once_and_keeps_its_history_
         0,
         json.dumps(commands),
     )
-    after = index_redis.info("commandstats")
     assert stored == 1
-
-    def calls(command: str) -> int:
-        name = f"cmdstat_{command}"
-        return int(after.get(name, {}).get("calls", 0)) - int(before.get(name, {}).get("calls", 0))
-
-    assert calls("zrem") == 2  # out of QUEUED and QUEUED:consume, and nothing else
+    # Out of QUEUED and QUEUED:consume, and nothing else.
+    assert command_calls(index_redis, "zrem") - zrems_before == 2
     counts = index_client.get("/api/tasks/counts?task=consume").get_json()
     assert counts["SUCCESS"] == 1 and counts["all"] == 1
     assert counts["QUEUED"] == counts["STARTED"] == 0
