@@ -1,4 +1,5 @@
-"""Accepting a task is one MULTI/EXEC holding its record and its message (when it can be)."""
+"""Accepting a task is one MULTI/EXEC holding its record and its message (when it can be);
+a channel publish sends its relay task the same way."""
 
 from __future__ import annotations
 
@@ -37,6 +38,31 @@ def test_a_submit_writes_its_record_and_its_message_in_one_transaction(
     assert after["exec"] - before["exec"] == 1
     assert after["lpush"] - before["lpush"] == 1
     assert redis_client.hget(keys.task_record(reply.get_json()["id"]), "task") == "consume"
+
+
+def test_a_channel_publish_sends_its_relay_task_in_one_transaction_after_its_admission(
+    app: Flask, redis_client: redis.Redis
+) -> None:
+    client = app.test_client()
+    path = "/api/channels/atomic.publish/messages"
+    client.post(path, json={"data": 0})  # declares the relay queue
+    counted = ("evalsha", "multi", "exec", "lpush")
+    before = {name: command_calls(redis_client, name) for name in counted}
+
+    reply = client.post(path, json={"data": {"n": 1}})
+
+    assert reply.status_code == 202
+    after = {name: command_calls(redis_client, name) for name in counted}
+    # The admission script (the cap on channels, the pending record), then one
+    # MULTI/EXEC holding the relay task's message and nothing else.
+    assert {name: after[name] - before[name] for name in counted} == {
+        "evalsha": 1,
+        "multi": 1,
+        "exec": 1,
+        "lpush": 1,
+    }
+    message_id = reply.get_json()["id"]
+    assert redis_client.hget(keys.RELAY_PENDING, message_id) is not None
 
 
 def test_a_broker_in_another_database_gets_the_record_first_then_the_message(

@@ -17,7 +17,8 @@ from tasks.channels import bounds, index
 from tasks.channels import log as channel_log
 from tasks.channels.relay import RELAY_TASK_NAME
 from tasks.connections import UNREACHABLE
-from webapp import durable_accept
+from tasks.queues import RELAY_QUEUE
+from webapp import atomic_send, durable_accept
 from webapp.channels.metrics import METRICS
 from webapp.errors import ApiError, BadRequest, ServiceUnavailable
 from webapp.services import Services, services
@@ -133,7 +134,7 @@ def publish(
             advice=RETRY_ADVICE,
             retry_after_s=retry_after_s,
         ) as hold:
-            _send(svc, pending, hold if replicas is not None else None)
+            _send(svc, pending, hold)
     except atomic_publish.DeliveryUncertain:
         # Kept, not forgotten: sent or not, the sweeper relays a recorded message.
         logger.warning("broker did not confirm message %s", message_id, exc_info=True)
@@ -148,32 +149,26 @@ def publish(
     return {"id": message_id, "channel": channel}
 
 
-def _send(svc: Services, pending: channel_log.Pending, hold: durable_accept.Holder | None) -> None:
-    """Send the relay task; with ``hold``, as a MULTI/EXEC whose connection WAIT follows.
+def _send(svc: Services, pending: channel_log.Pending, hold: durable_accept.Holder) -> None:
+    """Send the relay task: on taskrelay's Redis transport in a MULTI/EXEC whose
+    connection ``hold`` keeps for durable accept's WAIT (webapp/atomic_send.py).
 
     The message's record was written before, on the same Redis, so the WAIT after
-    the message covers the record too.
+    the message covers the record too. Another broker gets send_task, and durable
+    accept, which needs the transaction, refuses to answer for it.
     """
-    if hold is None:
-        svc.celery.send_task(
-            RELAY_TASK_NAME, kwargs=asdict(pending), task_id=pending.message_id, retry=True
-        )
+    kwargs = asdict(pending)
+    if not svc.submit_atomically:
+        svc.celery.send_task(RELAY_TASK_NAME, kwargs=kwargs, task_id=pending.message_id, retry=True)
         return
-    with (
-        svc.celery.producer_or_acquire() as producer,
-        atomic_publish.transaction(producer) as transaction,
-    ):
-        svc.celery.send_task(
-            RELAY_TASK_NAME,
-            kwargs=asdict(pending),
-            task_id=pending.message_id,
-            retry=True,
-            producer=producer,
-        )
-        pipe = transaction.pipeline()
-        if pipe is None:
-            raise RuntimeError("the broker transport lent no transaction to publish in")
-        hold(pipe)
+    atomic_send.send(
+        svc,
+        RELAY_TASK_NAME,
+        task_id=pending.message_id,
+        kwargs=kwargs,
+        queue=RELAY_QUEUE,
+        with_commands=hold,
+    )
 
 
 def _unreachable(message_id: str, retry_after_s: int) -> ServiceUnavailable:

@@ -12,9 +12,9 @@ from typing import Any
 import redis
 
 from tasks import delayed, keys, records
-from tasks.celery_ext import atomic_publish, batched_send
+from tasks.celery_ext import atomic_publish
 from tasks.connections import UNREACHABLE
-from webapp import durable_accept, idempotency
+from webapp import atomic_send, durable_accept, idempotency
 from webapp.errors import ServiceUnavailable, TooManyRequests
 from webapp.services import Services
 from webapp.tasks import read_model as task_views
@@ -189,16 +189,21 @@ def _record_and_send(
         record = _save_record(services.redis, submission, task_id, extra)
         _send(services, submission, task_id)
         return record
-    with (
-        services.producers.lend() as producer,
-        atomic_publish.transaction(producer) as transaction,
-    ):
-        _send(services, submission, task_id, producer=producer)
-        pipe = transaction.pipeline()
-        if pipe is None:
-            raise RuntimeError("the broker transport lent no transaction to publish in")
+
+    def with_record(pipe: redis.client.Pipeline) -> dict[str, str]:
         hold(pipe)
         return _queue_record(pipe, submission, task_id, extra)
+
+    return atomic_send.send(
+        services,
+        submission.spec.celery_name,
+        task_id=task_id,
+        kwargs=submission.call,
+        queue=submission.spec.queue,
+        with_commands=with_record,
+        countdown=_countdown(submission),
+        priority=submission.priority,
+    )
 
 
 def _save_record(
@@ -236,49 +241,21 @@ def delay_seconds(eta: datetime | None, now: datetime) -> int | None:
     return seconds if seconds > 0 else None
 
 
-def _send(services: Services, submission: Submission, task_id: str, producer: Any = None) -> None:
-    """Send the task's message; into the open MULTI/EXEC when ``producer`` holds one."""
-    queue = submission.spec.queue
-    name = submission.spec.celery_name
-    countdown = delay_seconds(submission.eta, datetime.now(UTC))
-    declare = _declare(services, queue)
-    if producer is not None:
-        batched_send.send_in_batch(
-            services.celery,
-            producer,
-            name,
-            task_id=task_id,
-            kwargs=submission.call,
-            queue=queue,
-            countdown=countdown,
-            priority=submission.priority,
-            declare=declare,
-        )
-    else:
-        services.celery.send_task(
-            name,
-            kwargs=submission.call,
-            task_id=task_id,
-            queue=queue,
-            countdown=countdown,
-            priority=submission.priority,
-            retry=True,
-            declare=declare,
-        )
-    services.declared_queues.add(queue)
+def _countdown(submission: Submission) -> int | None:
+    return delay_seconds(submission.eta, datetime.now(UTC))
 
 
-def _declare(services: Services, queue: str) -> list[Any] | None:
-    """What to declare with a message: its queue (Celery's default, None) the first time.
-
-    On taskrelay's Redis transport a queue's binding is kept in Redis, and kombu
-    would declare it again with every message, copying the queue object each time
-    (about 4 % of a POST's CPU); once per web process is enough. The workers declare
-    their queues again whenever they connect.
-    """
-    if services.submit_atomically and queue in services.declared_queues:
-        return []
-    return None
+def _send(services: Services, submission: Submission, task_id: str) -> None:
+    """Send the task's message with Celery's send_task (a broker without transactions)."""
+    services.celery.send_task(
+        submission.spec.celery_name,
+        kwargs=submission.call,
+        task_id=task_id,
+        queue=submission.spec.queue,
+        countdown=_countdown(submission),
+        priority=submission.priority,
+        retry=True,
+    )
 
 
 def _undo(
