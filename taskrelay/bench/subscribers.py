@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from taskrelay.bench.stats import percentile
 
 CONNECT_TIMEOUT_S = 10.0
+READ_SIZE = 65536
 
 
 @dataclass
@@ -84,10 +85,16 @@ async def sse_subscriber(base: str, channel: str, inbox: Inbox, tally: Tally) ->
     )
     try:
         await reader.readuntil(b"\r\n\r\n")
-        async for line in reader:
-            if line.startswith(b"data: "):
-                envelope = json.loads(line[6:])
-                tally.take(inbox, envelope["data"])
+        # What has arrived is read at once and cut into events (an empty line ends
+        # each): a hundred clients in one process, read line by line, spent more
+        # of the machine's two cores than the server's whole delivery path.
+        unfinished = b""
+        while chunk := await reader.read(READ_SIZE):
+            *events, unfinished = (unfinished + chunk).split(b"\n\n")
+            for event in events:
+                for line in event.split(b"\n"):
+                    if line.startswith(b"data: "):
+                        tally.take(inbox, json.loads(line[6:])["data"])
     finally:
         writer.close()
 
