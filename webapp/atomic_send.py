@@ -73,6 +73,4 @@ def _declare(services: Services, queue: str) -> list[Any] | None:
     (about 4 % of a POST's CPU); once per web process is enough. The workers declare
     their queues again whenever they connect.
     """
-    if services.submit_atomically and queue in services.declared_queues:
-        return []
-    return None
+    return [] if queue in services.declared_queues else None

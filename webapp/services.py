@@ -34,7 +34,7 @@ class Services:
     submit_atomically: bool = False
     # Countdown/eta tasks pending in all, past which a delayed submit is refused.
     max_delayed_tasks: int = settings.MAX_DELAYED_TASKS
-    # Queues this process has declared on the broker (webapp/tasks/accept.py).
+    # Queues this process has declared on the broker (webapp/atomic_send.py).
     declared_queues: set[str] = field(default_factory=set)
     # Stops what else the process runs (the channel hub), before the clients close.
     on_close: list[Callable[[], None]] = field(default_factory=list)
