@@ -22,9 +22,7 @@ from typing import Any
 
 from celery import Celery
 
-# What ``celery.utils.saferepr.saferepr`` writes for ``()`` and ``{}``.
-NO_ARGS_REPR = "()"
-NO_KWARGS_REPR = "{}"
+from tasks.celery_ext import argument_repr
 
 
 def send_in_batch(
@@ -68,10 +66,13 @@ def send_in_batch(
         soft_time_limit=soft_time_limit,
         create_sent_event=app.conf.task_send_sent_event,
         ignore_result=ignore_result,
-        # Celery's saferepr of no arguments, without its walk of the empty containers
-        # and its configuration lookup for each; any other kwargs get Celery's own.
-        argsrepr=NO_ARGS_REPR,
-        kwargsrepr=None if kwargs else NO_KWARGS_REPR,
+        # The texts Celery's saferepr writes, without its walk where repr agrees.
+        argsrepr=argument_repr.NO_ARGS_REPR,
+        kwargsrepr=argument_repr.kwargs_repr(
+            kwargs,
+            maxsize=app.amqp.kwargsrepr_maxsize,
+            maxlevels=app.conf.task_repr_maxlevels,
+        ),
         **options,
     )
     for stamp in options.pop("stamped_headers", []):
