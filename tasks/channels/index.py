@@ -46,12 +46,14 @@ end
 
 # KEYS: names, expiry, published, delivered, dropped, pending, pending index.
 # ARGV: name, now (s), idle TTL (s), most channels, prune limit, message id, pending JSON.
-# Returns 1 when the message is recorded as pending, 0 when the cap refuses a new name.
+# Returns when the name expires (seconds, as text) once the message is recorded as
+# pending; 0 when the cap refuses a new name.
 _ADMIT_AND_REMEMBER = (
     PRUNE_LUA
     + """
 local now = tonumber(ARGV[2])
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+local expires = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not expires then
   local most = tonumber(ARGV[4])
   if redis.call('ZCARD', KEYS[2]) >= most then
     prune(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], now, ARGV[5])
@@ -59,12 +61,13 @@ if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
       return 0
     end
   end
+  expires = tostring(now + tonumber(ARGV[3]))
   redis.call('ZADD', KEYS[1], 0, ARGV[1])
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('ZADD', KEYS[2], expires, ARGV[1])
 end
 redis.call('HSET', KEYS[6], ARGV[6], ARGV[7])
 redis.call('ZADD', KEYS[7], now, ARGV[6])
-return 1
+return expires
 """
 )
 
@@ -82,15 +85,18 @@ def prune_keys() -> list[str]:
 
 def admit_and_remember(
     client: redis.Redis, pending: Pending, now_s: float, *, max_channels: int
-) -> bool:
-    """Record a message as pending, in one script with the cap on channels.
+) -> float | None:
+    """Record a message as pending, in one script with the cap on channels; answer
+    when its channel's name expires from the index (seconds), or None if refused.
 
     A name already in the index is always taken; a new one only while fewer than
     ``max_channels`` channels exist (idle ones are removed first to make room).
     The name enters the index here, so concurrent new names cannot overshoot.
+    A name leaves the index only once its expiry has passed, and each relayed
+    message moves that later (webapp/channels/admitted.py relies on both).
     """
     script = client.register_script(_ADMIT_AND_REMEMBER)
-    admitted = script(
+    expires = script(
         keys=[*prune_keys(), keys.RELAY_PENDING, keys.RELAY_PENDING_INDEX],
         args=[
             pending.channel,
@@ -102,7 +108,7 @@ def admit_and_remember(
             pending.to_json(),
         ],
     )
-    return bool(admitted)
+    return None if expires == 0 else float(as_text(expires))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from tasks import channels, keys
 from tasks.channels import Delivery, Position, bounds, index
@@ -189,9 +190,14 @@ class Pending:
 def remember_pending(client: redis.Redis, pending: Pending, now_s: float) -> None:
     """Record a message before its relay task is sent, so a lost task can be made good."""
     with client.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.RELAY_PENDING, pending.message_id, pending.to_json())
-        pipe.zadd(keys.RELAY_PENDING_INDEX, {pending.message_id: now_s})
+        queue_pending(pipe, pending, now_s)
         pipe.execute()
+
+
+def queue_pending(pipe: Pipeline, pending: Pending, now_s: float) -> None:
+    """Queue the commands that record a message as pending on ``pipe``."""
+    pipe.hset(keys.RELAY_PENDING, pending.message_id, pending.to_json())
+    pipe.zadd(keys.RELAY_PENDING_INDEX, {pending.message_id: now_s})
 
 
 def forget_pending(client: redis.Redis, message_id: str) -> None:

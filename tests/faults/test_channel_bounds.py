@@ -21,7 +21,7 @@ from tasks import channels, keys
 from tasks.channels import bounds, cursor, recent
 from tasks.channels import log as channel_log
 from tests.faults.conftest import WorkerFactory
-from tests.support import wait_until
+from tests.support import command_calls, wait_until
 from webapp import create_app
 
 # How many channels the "many channels" tests store: enough that one read per
@@ -151,6 +151,60 @@ def test_channels_idle_past_their_ttl_make_room_under_the_cap(make_app: AppFacto
     listed = {c["name"] for c in client.get("/api/channels").get_json()["channels"]}
     # The oldest expired first and made the room; the second may or may not have yet.
     assert "idle.c" in listed and "idle.a" not in listed
+
+
+def publish_commands(
+    client: Any, redis_client: redis.Redis, channel: str, data: Any
+) -> dict[str, int]:
+    """The Redis commands one publish ran, by name (this test's Redis runs nothing else)."""
+    counted = ("evalsha", "eval", "multi", "exec", "lpush", "hset", "zadd")
+    before = {name: command_calls(redis_client, name) for name in counted}
+    assert client.post(f"/api/channels/{channel}/messages", json={"data": data}).status_code == 202
+    after = {name: command_calls(redis_client, name) for name in counted}
+    return {name: after[name] - before[name] for name in counted}
+
+
+def test_a_channel_admitted_moments_ago_takes_its_pending_record_in_the_relay_tasks_transaction(
+    make_app: AppFactory, fault_redis_client: redis.Redis
+) -> None:
+    client = make_app().test_client()
+    publish_commands(client, fault_redis_client, "known.warm", 0)  # Redis learns the script
+    first = publish_commands(client, fault_redis_client, "known.a", 1)
+    # The first publish to a name: the cap's script (which records it as pending), then
+    # the relay task's MULTI/EXEC.
+    assert first["evalsha"] + first["eval"] == 1 and first["exec"] == 1
+
+    second = publish_commands(client, fault_redis_client, "known.a", 2)
+
+    # The second: one MULTI/EXEC holding the relay task (LPUSH, and a ZADD of its queue's
+    # wake key) and the pending record (HSET, ZADD), and no script.
+    assert second == {
+        "evalsha": 0,
+        "eval": 0,
+        "multi": 1,
+        "exec": 1,
+        "lpush": 1,
+        "hset": 1,
+        "zadd": 2,
+    }
+    pending = [json.loads(raw) for raw in fault_redis_client.hvals(keys.RELAY_PENDING)]
+    assert sorted(message["data"] for message in pending if message["channel"] == "known.a") == [
+        1,
+        2,
+    ]
+
+
+def test_a_channel_near_its_idle_expiry_is_checked_against_the_cap_on_every_publish(
+    make_app: AppFactory, fault_redis_client: redis.Redis
+) -> None:
+    # An idle time to live shorter than the margin kept before a name's expiry.
+    client = make_app(CHANNEL_IDLE_TTL_S=20).test_client()
+    publish_commands(client, fault_redis_client, "near.warm", 0)  # Redis learns the script
+    publish_commands(client, fault_redis_client, "near.expiry", 1)
+
+    second = publish_commands(client, fault_redis_client, "near.expiry", 2)
+
+    assert second["evalsha"] + second["eval"] == 1
 
 
 # -- idle expiry -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.channels import api
+from webapp.channels import admitted, api
 from webapp.channels.hub import DEFAULT_BUFFER_MESSAGES, Hub
 from webapp.channels.metrics import METRICS
 from webapp.idle_reader import READER_IDLE_GRACE_S
@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
         idle_grace_s=float(app.config["SSE_READER_IDLE_S"]),
     )
     app.extensions[api.HUB_EXTENSION_KEY] = hub
+    admitted.init_app(app)
     # The hub's thread stops before the clients it reads with are closed.
     services_of(app).on_close.append(hub.stop)
     app.register_blueprint(api.bp)

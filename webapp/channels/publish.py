@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
+from redis.client import Pipeline
 
 from tasks import channels
 from tasks.celery_ext import atomic_publish
@@ -19,6 +20,7 @@ from tasks.channels.relay import RELAY_TASK_NAME
 from tasks.connections import UNREACHABLE
 from tasks.queues import RELAY_QUEUE
 from webapp import atomic_send, durable_accept
+from webapp.channels import admitted as admitted_channels
 from webapp.channels.metrics import METRICS
 from webapp.errors import ApiError, BadRequest, ServiceUnavailable
 from webapp.services import Services, services
@@ -84,6 +86,7 @@ def publish_here(channel: str, data: Any) -> dict[str, str]:
         max_channels=int(config["CHANNEL_MAX_CHANNELS"]),
         retry_after_s=config["RETRY_AFTER_S"],
         replicas=durable_accept.current(),
+        admitted=admitted_channels.current(),
     )
     METRICS.published(channel)
     return accepted
@@ -98,10 +101,14 @@ def publish(
     max_channels: int,
     retry_after_s: int,
     replicas: durable_accept.ReplicaWait | None = None,
+    admitted: admitted_channels.AdmittedChannels | None = None,
 ) -> dict[str, str]:
     """Enqueue the relay task; answer the message's id, which subscribers will see.
 
-    With ``replicas``, only once that many replicas hold it (webapp/durable_accept.py).
+    The message is recorded as pending with its relay task, so that the sweeper relays
+    it should the broker lose the task: in the task's MULTI/EXEC for a channel that
+    ``admitted`` knows, by the cap's check before it otherwise. With ``replicas``, only once
+    that many replicas hold it (webapp/durable_accept.py).
     """
     pending = channel_log.Pending(
         channel=channel,
@@ -114,19 +121,10 @@ def publish(
         recent=retention.recent,
     )
     message_id = pending.message_id
-    try:
-        # Recorded first: should the broker lose the task, the sweeper relays it.
-        admitted = index.admit_and_remember(
-            svc.redis, pending, time.time(), max_channels=max_channels
-        )
-    except UNREACHABLE:
-        raise _unreachable(message_id, retry_after_s) from None
-    if not admitted:
-        raise TooManyChannels(
-            f"{max_channels} channels exist, the most this server keeps; publish to an "
-            "existing channel, or wait until idle channels expire",
-            field="channel",
-        )
+    now_s = time.time()
+    known = svc.submit_atomically and admitted is not None and admitted.known(channel, now_s)
+    if not known:
+        _admit(svc, pending, now_s, max_channels, admitted, retry_after_s)
     try:
         with durable_accept.replicated(
             replicas,
@@ -134,40 +132,82 @@ def publish(
             advice=RETRY_ADVICE,
             retry_after_s=retry_after_s,
         ) as hold:
-            _send(svc, pending, hold)
+            _send(svc, pending, hold, remember_at_s=now_s if known else None)
     except atomic_publish.DeliveryUncertain:
         # Kept, not forgotten: sent or not, the sweeper relays a recorded message.
         logger.warning("broker did not confirm message %s", message_id, exc_info=True)
+        recorded = (
+            "it may have been recorded with it, and then still reaches subscribers"
+            if known
+            else "it is recorded and will still reach subscribers"
+        )
         raise ServiceUnavailable(
-            f"the relay queue did not confirm message {message_id}; it is recorded and "
-            "will still reach subscribers, so publishing it again may deliver it twice",
+            f"the relay queue did not confirm message {message_id}; {recorded}, so "
+            "publishing it again may deliver it twice",
             retry_after_s=retry_after_s,
         ) from None
     except UNREACHABLE:
-        _forget(svc, message_id)
+        if not known:
+            _forget(svc, message_id)
         raise _unreachable(message_id, retry_after_s) from None
     return {"id": message_id, "channel": channel}
 
 
-def _send(svc: Services, pending: channel_log.Pending, hold: durable_accept.Holder) -> None:
-    """Send the relay task: on taskrelay's Redis transport in a MULTI/EXEC whose
-    connection ``hold`` keeps for durable accept's WAIT (webapp/atomic_send.py).
+def _admit(
+    svc: Services,
+    pending: channel_log.Pending,
+    now_s: float,
+    max_channels: int,
+    admitted: admitted_channels.AdmittedChannels | None,
+    retry_after_s: int,
+) -> None:
+    """Record the message as pending under the cap on channels, or refuse it (409)."""
+    try:
+        expires_s = index.admit_and_remember(svc.redis, pending, now_s, max_channels=max_channels)
+    except UNREACHABLE:
+        raise _unreachable(pending.message_id, retry_after_s) from None
+    if expires_s is None:
+        raise TooManyChannels(
+            f"{max_channels} channels exist, the most this server keeps; publish to an "
+            "existing channel, or wait until idle channels expire",
+            field="channel",
+        )
+    if admitted is not None:
+        admitted.admitted(pending.channel, expires_s, now_s)
 
-    The message's record was written before, on the same Redis, so the WAIT after
-    the message covers the record too. Another broker gets send_task, and durable
-    accept, which needs the transaction, refuses to answer for it.
+
+def _send(
+    svc: Services,
+    pending: channel_log.Pending,
+    hold: durable_accept.Holder,
+    *,
+    remember_at_s: float | None,
+) -> None:
+    """Send the relay task: on taskrelay's Redis transport in a MULTI/EXEC whose
+    connection ``hold`` keeps for durable accept's WAIT (webapp/atomic_send.py), with
+    the message's pending record when ``remember_at_s`` says when it was accepted.
+
+    Otherwise the record was written before, on the same Redis, so the WAIT after
+    the message covers it too. Another broker gets send_task, and durable accept,
+    which needs the transaction, refuses to answer for it.
     """
     kwargs = asdict(pending)
     if not svc.submit_atomically:
         svc.celery.send_task(RELAY_TASK_NAME, kwargs=kwargs, task_id=pending.message_id, retry=True)
         return
+
+    def with_commands(pipe: Pipeline) -> None:
+        if remember_at_s is not None:
+            channel_log.queue_pending(pipe, pending, remember_at_s)
+        hold(pipe)
+
     atomic_send.send(
         svc,
         RELAY_TASK_NAME,
         task_id=pending.message_id,
         kwargs=kwargs,
         queue=RELAY_QUEUE,
-        with_commands=hold,
+        with_commands=with_commands,
     )
 
 
