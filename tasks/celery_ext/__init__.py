@@ -6,7 +6,8 @@
 - ``atomic_publish``: kombu's publish batch as one MULTI/EXEC, so the web writes a
   task's record in the same transaction as its message.
 - ``batched_send``: a task message into that open batch through Celery's message
-  builder and producer, without the rest of ``send_task``.
+  builder and producer, without the rest of ``send_task``; ``argument_repr`` writes
+  its arguments' text as Celery's ``saferepr`` would, by ``repr`` where they agree.
 - ``kombu_internals``: the one place that reads kombu's private state, failing loudly.
 - ``leases``: a consumer step that keeps the messages a live worker holds from being
   redelivered by kombu's visibility timeout.
