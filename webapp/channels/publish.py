@@ -122,6 +122,8 @@ def publish(
     )
     message_id = pending.message_id
     now_s = time.time()
+    # Only a transaction can carry the pending record with the relay task; on another
+    # broker it must be written before the task is sent.
     known = svc.submit_atomically and admitted is not None and admitted.known(channel, now_s)
     if not known:
         _admit(svc, pending, now_s, max_channels, admitted, retry_after_s)
