@@ -60,7 +60,7 @@
   var finishedListeners = [];
   // What the stream has delivered and how it was applied, for anyone measuring the page.
   // The two longest frames: a burst's first frame builds a whole page of new rows at
-  // once (addFresh), the longest of all by far; the next longest is what the rest cost.
+  // once (addFresh) and is usually the longest; the next longest is what the rest cost.
   var applied = {
     events: 0,
     frames: 0,
