@@ -22,7 +22,7 @@ from typing import Any
 
 from celery import Celery
 
-from tasks.celery_ext import argument_repr
+from tasks.celery_ext import argument_repr, settings_once
 
 
 def send_in_batch(
@@ -64,11 +64,15 @@ def send_in_batch(
         reply_to=app.thread_oid,
         time_limit=time_limit,
         soft_time_limit=soft_time_limit,
-        create_sent_event=app.conf.task_send_sent_event,
+        create_sent_event=settings_once.get(app, "task_send_sent_event"),
         ignore_result=ignore_result,
         # The texts Celery's saferepr writes, without its walk where repr agrees.
         argsrepr=argument_repr.NO_ARGS_REPR,
-        kwargsrepr=argument_repr.message_kwargs_repr(app, kwargs),
+        kwargsrepr=argument_repr.message_kwargs_repr(
+            kwargs,
+            maxsize=app.amqp.kwargsrepr_maxsize,
+            maxlevels=settings_once.get(app, "task_repr_maxlevels"),
+        ),
         **options,
     )
     for stamp in options.pop("stamped_headers", []):

@@ -19,7 +19,7 @@ from celery import Task, states
 from celery.exceptions import Ignore
 
 from tasks import deadletters, delayed, metrics, records, task_index
-from tasks.celery_ext import deferred_start, start_check
+from tasks.celery_ext import deferred_start, settings_once, start_check
 from tasks.celery_ext.result_backend import Command, GuardedRedisBackend
 from tasks.connections import run_pipelined, shared_client
 from tasks.errors import PoisonTaskError
@@ -298,7 +298,7 @@ class TrackedTask(Task):  # type: ignore[misc]
         run_pipelined(self._redis(), commands)
 
     def _redis(self) -> Any:
-        return shared_client(self.app.conf.taskrelay_redis_url)
+        return shared_client(settings_once.get(self.app, "taskrelay_redis_url"))
 
 
 def _ending_stored(request: Any) -> bool:
