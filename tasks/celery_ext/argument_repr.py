@@ -23,18 +23,10 @@ from typing import Any
 
 from celery.utils.saferepr import saferepr
 
-# What ``saferepr`` writes for ``()`` and ``{}``.
+# What ``saferepr`` writes for ``()``.
 NO_ARGS_REPR = "()"
-NO_KWARGS_REPR = "{}"
 
 _SCALARS = (int, float, type(None))  # bool is an int
-
-
-def message_kwargs_repr(kwargs: dict[str, Any], *, maxsize: int, maxlevels: int) -> str:
-    """The ``kwargsrepr`` Celery would write for a message of ``kwargs``, with these bounds."""
-    if not kwargs:
-        return NO_KWARGS_REPR
-    return kwargs_repr(kwargs, maxsize=maxsize, maxlevels=maxlevels)
 
 
 def kwargs_repr(kwargs: dict[str, Any], *, maxsize: int, maxlevels: int) -> str:

@@ -68,7 +68,7 @@ def send_in_batch(
         ignore_result=ignore_result,
         # The texts Celery's saferepr writes, without its walk where repr agrees.
         argsrepr=argument_repr.NO_ARGS_REPR,
-        kwargsrepr=argument_repr.message_kwargs_repr(
+        kwargsrepr=argument_repr.kwargs_repr(
             kwargs,
             maxsize=app.amqp.kwargsrepr_maxsize,
             maxlevels=settings_once.get(app, "task_repr_maxlevels"),
