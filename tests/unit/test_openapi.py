@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema_rs
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 
 from tasks import channels, registry
 from tasks.channels import InvalidChannel
-from webapp import create_app, settings
+from webapp import settings
 from webapp.channels.read_model import HISTORY_MAX
 from webapp.errors import BadRequest
 from webapp.ops.openapi import document
@@ -21,17 +20,13 @@ from webapp.query import limit_arg
 from webapp.tasks import request as task_request
 from webapp.tasks.openapi import NOT_TASK_IDS
 
-# Nothing listens here: building the app and its document opens no connection.
-UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
 # Characters a channel name may hold, and some it may not.
 NAME_ALPHABET = "abcXYZ019._:-/ *é\t"
 
 
 @pytest.fixture(scope="module")
-def app() -> Iterator[Flask]:
-    flask_app = create_app({"TESTING": True, "REDIS_URL": UNREACHABLE_REDIS_URL})
-    yield flask_app
-    flask_app.extensions["taskrelay"].close()
+def app(offline_app: Flask) -> Flask:
+    return offline_app
 
 
 @pytest.fixture(scope="module")
