@@ -165,8 +165,8 @@ def discard_dead_letter(task_id: str) -> Response:
 def accepted(doc: dict[str, Any], status: int) -> Response:
     """The answer to an accepted task: its document, links and a Location header."""
     location = task_path(doc["id"])
-    # The events route is the task's own path plus /events (see task_events): one
-    # path built, not two, on the busiest answer of the API.
+    # The events route is the task's own path plus /events (see task_events), so the
+    # busiest answer of the API builds one path, not two.
     body = {**doc, "links": {"self": location, "events": f"{location}/events"}}
     response = jsonify(body)
     response.status_code = status
