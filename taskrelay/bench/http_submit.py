@@ -4,7 +4,10 @@ No worker runs, so the web has the machine to itself; the apps run under the
 same gunicorn configuration and face the same load generator, whose ceiling
 against a null server is measured first. The 20-line template's POST (Celery's
 ``delay`` behind Flask, nothing else) runs there too: a reference for what
-sending a Celery task from a Flask route costs at least.
+sending a Celery task from a Flask route costs at least. So does the floor
+(floor_web.py): taskrelay's web sending a task in the shared MULTI/EXEC as its POST
+does, with no record, check or link beside it: what a POST that carries Celery's
+message costs before it does anything of its own.
 """
 
 from __future__ import annotations
@@ -13,9 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from taskrelay.bench import loadgen, null_server
+from taskrelay.bench.floor_web import PATH as FLOOR_PATH
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
-from taskrelay.bench.servers import HOST, start_article_web, start_taskrelay_web
+from taskrelay.bench.servers import (
+    HOST,
+    start_article_web,
+    start_floor_web,
+    start_taskrelay_web,
+)
 from taskrelay.bench.stack import Stack, python_module
 from taskrelay.bench.stats import ms, ratio
 from taskrelay.bench.topologies import start_template_web
@@ -29,6 +38,7 @@ CEILING = "load generator ceiling (null server)"
 TASKRELAY = "taskrelay POST /api/tasks"
 ARTICLE = "article GET /prodcons"
 TEMPLATE = "template POST /api/tasks (reference)"
+FLOOR = "Celery's message alone, in taskrelay's web (reference)"
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ def run(stack: Stack, load: Load, web_env: dict[str, str] | None = None) -> Sect
     webs: list[tuple[str, Callable[[], tuple[Child, int]], str, str]] = [
         (TASKRELAY, lambda: start_taskrelay_web(stack, web_env), "POST", "/api/tasks"),
         (TEMPLATE, lambda: start_template_web(stack), "POST", "/api/tasks"),
+        (FLOOR, lambda: start_floor_web(stack, web_env), "POST", FLOOR_PATH),
         (ARTICLE, lambda: start_article_web(stack, web_env), "GET", "/prodcons"),
     ]
     for subject, start, method, path in webs:
@@ -54,6 +65,7 @@ def run(stack: Stack, load: Load, web_env: dict[str, str] | None = None) -> Sect
     rates = {row.subject: row.rate for row in section.rows}
     section.ratios[f"{TASKRELAY} / {ARTICLE}"] = ratio(rates[TASKRELAY], rates[ARTICLE])
     section.ratios[f"{TEMPLATE} / {ARTICLE}"] = ratio(rates[TEMPLATE], rates[ARTICLE])
+    section.ratios[f"{FLOOR} / {ARTICLE}"] = ratio(rates[FLOOR], rates[ARTICLE])
     section.ratios[f"{ARTICLE} / {CEILING}"] = ratio(rates[ARTICLE], rates[CEILING])
     return section
 

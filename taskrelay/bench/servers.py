@@ -1,9 +1,10 @@
-"""Starting the servers a scenario measures: taskrelay's web, Flower, the article's app."""
+"""Starting the servers a scenario measures: taskrelay's web, Flower, the article's app,
+the HTTP submit scenario's floor."""
 
 from __future__ import annotations
 
 from taskrelay import roles
-from taskrelay.bench import baseline_article
+from taskrelay.bench import baseline_article, floor_web
 from taskrelay.bench.stack import Stack
 from taskrelay.processes import Child
 from taskrelay.waiting import free_port
@@ -44,6 +45,16 @@ def start_article_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[
     argv = served_as_taskrelays_web(f"{baseline_article.__name__}:create_app()", port)
     child = stack.start(f"article-{port}", argv, env)
     stack.wait_http(child, f"http://{HOST}:{port}/")
+    return child, port
+
+
+def start_floor_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[Child, int]:
+    """taskrelay's web with the POST that sends a task and nothing else
+    (floor_web.py), served as taskrelay's web is."""
+    port = free_port()
+    argv = served_as_taskrelays_web(f"{floor_web.__name__}:create_app()", port)
+    child = stack.start(f"floor-web-{port}", argv, {**BENCH_WEB_ENV, **(env or {})})
+    stack.wait_http(child, f"http://{HOST}:{port}/healthz")
     return child, port
 
 

@@ -101,12 +101,16 @@ def test_latencies_are_reported_where_a_scenario_measures_them(bench_report: Rep
         assert row["loss"] == 0
 
 
-def test_http_submit_sets_the_templates_post_beside_taskrelays(bench_report: Report) -> None:
+def test_http_submit_sets_the_references_beside_taskrelays_post(bench_report: Report) -> None:
     section = bench_report["sections"]["http_submit"]
     rates = {row["subject"]: row["rate"] for row in section["rows"]}
+    floor = "Celery's message alone, in taskrelay's web (reference)"
     assert rates["template POST /api/tasks (reference)"] > 0
     assert rates["taskrelay POST /api/tasks"] > 0
+    assert rates[floor] > 0
     assert section["ratios"]["template POST /api/tasks (reference) / article GET /prodcons"] > 0
+    assert section["ratios"][f"{floor} / article GET /prodcons"] > 0
+    assert not any(row["note"] for row in section["rows"]), "no request may fail"
 
 
 def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_template(
