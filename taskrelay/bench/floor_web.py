@@ -1,4 +1,4 @@
-"""The least that a POST sending a Celery task with its record can cost: a reference row.
+"""The least a POST that sends a Celery task can cost in taskrelay's web: a reference row.
 
 ``create_app()`` is taskrelay's web with one more route, ``POST /api/floor``. It sends
 the built-in ``noop`` task as ``POST /api/tasks`` sends a task: Celery's own message
