@@ -99,7 +99,7 @@ SCENARIOS = (
     ),
     Scenario(
         "http_submit",
-        lambda o: f"HTTP submit, {o.http_duration_s:g} s x 3 targets",
+        lambda o: f"HTTP submit, {o.http_duration_s:g} s for each web",
         lambda stack, o: http_submit.run(stack, o.http_load()),
     ),
     Scenario(

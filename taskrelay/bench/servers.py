@@ -41,20 +41,26 @@ def served_as_taskrelays_web(app: str, port: int) -> list[str]:
 
 def start_article_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[Child, int]:
     """The article's Flask app under the same gunicorn configuration as taskrelay's web."""
-    port = free_port()
-    argv = served_as_taskrelays_web(f"{baseline_article.__name__}:create_app()", port)
-    child = stack.start(f"article-{port}", argv, env)
-    stack.wait_http(child, f"http://{HOST}:{port}/")
-    return child, port
+    return _serve_as_taskrelays_web(
+        stack, "article", f"{baseline_article.__name__}:create_app()", env, ready_path="/"
+    )
 
 
 def start_floor_web(stack: Stack, env: dict[str, str] | None = None) -> tuple[Child, int]:
     """taskrelay's web with the POST that sends a task and nothing else
     (floor_web.py), served as taskrelay's web is."""
+    env = {**BENCH_WEB_ENV, **(env or {})}
+    app = f"{floor_web.__name__}:create_app()"
+    return _serve_as_taskrelays_web(stack, "floor-web", app, env, ready_path="/healthz")
+
+
+def _serve_as_taskrelays_web(
+    stack: Stack, name: str, app: str, env: dict[str, str] | None, *, ready_path: str
+) -> tuple[Child, int]:
+    """Serve ``app`` on a free port as taskrelay's web is served; wait until it answers."""
     port = free_port()
-    argv = served_as_taskrelays_web(f"{floor_web.__name__}:create_app()", port)
-    child = stack.start(f"floor-web-{port}", argv, {**BENCH_WEB_ENV, **(env or {})})
-    stack.wait_http(child, f"http://{HOST}:{port}/healthz")
+    child = stack.start(f"{name}-{port}", served_as_taskrelays_web(app, port), env)
+    stack.wait_http(child, f"http://{HOST}:{port}{ready_path}")
     return child, port
 
 
