@@ -8,8 +8,8 @@ result backend stores (result_backend.GUARDED_SET runs it) and with the start
 record. A step reads the task's current index state from its record, so a move
 needs no reading round trip and lands in exactly one state set. Every set is
 bounded by the record TTL: entries older than it are trimmed by one write in
-sixteen, every write renews the set's expiry, and reads count only the entries
-still within it.
+sixteen, a write renews the set's expiry once less than the TTL is left, and
+reads count only the entries still within it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ TRIM_BATCH = 64
 # Extra entries read per page, so that ties on the cursor's score rarely need a
 # second read.
 TIE_SLACK = 8
+# A shared index set is given this much more than the record TTL when its expiry is
+# renewed, so that it is renewed about once in this many seconds rather than on every
+# write (see renew in the steps).
+RENEWAL_SLACK_S = 3600
 ALL = "all"
 # States, as records.STATES (records imports this module, not the other way).
 STATES = ("QUEUED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
@@ -54,6 +58,7 @@ _BOUND_NAMES = ", ".join(_lua_string(str(b)) for b in metrics.RUNTIME_BUCKETS_S)
 # short (see _compact): Redis hashes it whenever it is sent whole.
 _LUA_STEPS = f"""
 local TTL = {defaults.TASK_RECORD_TTL_S}
+local RENEWAL_SLACK = {RENEWAL_SLACK_S}
 local TRIM_SAMPLE = {_lua_string(TRIM_SAMPLE)}
 local RECORD = {_lua_string(keys.task_record(""))}
 local ALL = {_lua_string(keys.TASK_INDEX)}
@@ -79,10 +84,17 @@ local function trims(id)
     return string.sub(id, -1) == TRIM_SAMPLE
 end
 
+-- A shared set must outlive its last write by TTL. Renewed only once less than that
+-- is left, to TTL plus RENEWAL_SLACK: a TTL read per write, an EXPIRE (and its line in
+-- the append-only file) about once per RENEWAL_SLACK per set.
+local function renew(key)
+    if redis.call('TTL', key) < TTL then redis.call('EXPIRE', key, TTL + RENEWAL_SLACK) end
+end
+
 local function keep(key, score, id, cutoff)
     redis.call('ZADD', key, score, id)
     if trims(id) then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. cutoff) end
-    redis.call('EXPIRE', key, TTL)
+    renew(key)
 end
 
 local function bucket_of(seconds)
@@ -121,9 +133,9 @@ local function submitted(id, name, score, entry, event)
         end
     end
     redis.call('ZADD', ALL, score, id)
-    redis.call('EXPIRE', ALL, TTL)
+    renew(ALL)
     redis.call('ZADD', IDS, 0, id)
-    redis.call('EXPIRE', IDS, TTL)
+    renew(IDS)
     keep(BY_NAME .. name, score, id, cutoff)
     -- QUEUED, or the state the task reached before this step ran (see moved).
     local pending = redis.call('HGET', RECORD .. id, 'index_pending')

@@ -388,6 +388,28 @@ def test_records_older_than_their_ttl_are_neither_counted_nor_kept_in_the_indexe
     assert index_redis.zcard(keys.task_name_index("consume")) == len(fresh)
 
 
+def test_a_shared_index_set_outlives_its_last_write_and_is_renewed_only_when_short(
+    index_redis: redis.Redis,
+) -> None:
+    ttl = defaults.TASK_RECORD_TTL_S
+    shared = [
+        keys.TASK_INDEX,
+        keys.TASK_IDS,
+        keys.task_name_index("consume"),
+        keys.task_state_index("SUCCESS"),
+        keys.task_state_name_index("SUCCESS", "consume"),
+    ]
+    seed(index_redis, 1, state="SUCCESS")
+    assert all(ttl < index_redis.ttl(key) <= ttl + task_index.RENEWAL_SLACK_S for key in shared)
+    # One set with less than the TTL left, one with more: a write renews the first only.
+    short, long_enough = shared[0], shared[1]
+    index_redis.expire(short, ttl - 100)
+    index_redis.expire(long_enough, ttl + 1000)
+    seed(index_redis, 1, state="SUCCESS")
+    assert index_redis.ttl(short) > ttl + task_index.RENEWAL_SLACK_S - 60
+    assert ttl + 900 < index_redis.ttl(long_enough) <= ttl + 1000
+
+
 def test_a_stream_too_slow_for_its_events_is_ended_and_resumes_from_redis_without_a_gap(
     index_redis: redis.Redis, redis_server: EmbeddedRedis
 ) -> None:
