@@ -61,14 +61,14 @@ from time import monotonic, time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
-from kombu.utils.json import dumps, loads
+from kombu.utils.json import loads
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from tasks import redis_packing
-from tasks.celery_ext import atomic_publish, fetch, start_check
+from tasks.celery_ext import atomic_publish, envelope_json, fetch, start_check
 from tasks.celery_ext.acks import BatchedAckQoS
 
 logger = logging.getLogger(__name__)
@@ -382,7 +382,7 @@ class Channel(kombu_redis.Channel):
         """The message and its queue's wake key, in one round trip."""
         priority = self._get_message_priority(message, reverse=False)
         commands: list[tuple[str, tuple[Any, ...]]] = [
-            ("lpush", (self._q_for_pri(queue, priority), dumps(message))),
+            ("lpush", (self._q_for_pri(queue, priority), envelope_json.dumps(message))),
             ("zadd", (fetch.wake_key(queue, self.sep), {fetch.WAKE_MEMBER: 0})),
         ]
         if self._expires and queue in self._expires:
