@@ -78,16 +78,40 @@ def _has_lone_surrogate(text: str, body: Any) -> bool:
 
 
 def _body_within_limit() -> bytes:
-    """The body, or 413 when it is over MAX_CONTENT_LENGTH, whether sized or chunked."""
-    if request.content_length is not None:
-        return request.get_data(cache=True)  # Werkzeug refuses an oversized length
-    # A chunked body has no length to check up front, and Werkzeug's limited stream
-    # would silently cut it at the limit: read one byte past the limit to tell.
+    """The body, or 413 when it is over MAX_CONTENT_LENGTH, whether sized or chunked.
+
+    Read from the server's own stream: every body is read once, here, so Werkzeug's
+    limited stream and its cache of the data would only add to each request.
+    """
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    raw: bytes = request.environ["wsgi.input"].read(limit + 1)
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise RequestEntityTooLarge()
+        sized = _read(length)
+        if len(sized) < length:
+            raise _ended_early(length)
+        return sized
+    # A chunked body has no length to check up front: read one byte past the limit
+    # to tell whether it is over.
+    raw = _read(limit + 1)
     if len(raw) > limit:
         raise RequestEntityTooLarge()
     return raw
+
+
+def _read(size: int) -> bytes:
+    try:
+        data: bytes = request.environ["wsgi.input"].read(size)
+    except (OSError, ValueError):
+        # The client stopped sending mid-body: gevent's server raises, others read short.
+        raise _ended_early(request.content_length) from None
+    return data
+
+
+def _ended_early(length: int | None) -> BadRequest:
+    promised = f"the {length} bytes of its Content-Length" if length is not None else "its end"
+    return BadRequest(f"the body ended before {promised}")
 
 
 def _parse(text: str) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -43,6 +45,28 @@ def test_a_ten_megabyte_chunked_body_is_413(web: str) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
     # The server is still there for the next caller.
     assert httpx.get(f"{web}/healthz", timeout=10).status_code == 200
+
+
+def test_a_body_cut_short_of_its_length_is_400_and_enqueues_nothing(web: str) -> None:
+    host, port = urlsplit(web).hostname, urlsplit(web).port
+    sent = b'{"task": "consume", "args": [1]}'
+    accepted_before = httpx.get(f"{web}/api/tasks/counts", timeout=10).json()["all"]
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /api/tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(sent) + 50}\r\n\r\n".encode()
+            + sent
+        )
+        conn.shutdown(socket.SHUT_WR)  # the client stops sending: the body ends here
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer
+    assert b"the body ended before the 82 bytes of its Content-Length" in rest
+    # The server is still there for the next caller.
+    assert httpx.get(f"{web}/healthz", timeout=10).status_code == 200
+    assert httpx.get(f"{web}/api/tasks/counts", timeout=10).json()["all"] == accepted_before
 
 
 def test_concurrent_requests_with_one_idempotency_key_make_one_task(web: str) -> None:
