@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from tasks import defaults, group_commit, keys, task_index
+from tasks import defaults, group_commit, json_text, keys, task_index
 from tasks.celery_ext.result_backend import GUARDED_SET_FUNCTION, Command
 from tasks.scripts import Script
 from tasks.text import as_text
@@ -87,8 +87,8 @@ def save_submission(
     record_key = keys.task_record(task_id)
     fields: dict[str, str] = {
         "task": task,
-        "args": json.dumps(args),
-        "kwargs": json.dumps(kwargs),
+        "args": json_text.dumps(args),
+        "kwargs": json_text.dumps(kwargs),
         "submitted_at": submitted_at,
         **(extra or {}),
     }
@@ -150,7 +150,7 @@ def mark_started(
     index_step = (
         ""
         if name is None
-        else json.dumps(
+        else json_text.dumps(
             task_index.moved_command(
                 task_id, name, STARTED, retries=attempt, worker=worker, at=started_at
             )

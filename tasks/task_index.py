@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks import defaults, keys, metrics
+from tasks import defaults, json_text, keys, metrics
 from tasks.scripts import Script
 from tasks.text import as_text
 
@@ -254,7 +254,8 @@ def queue_step(pipe: Any, command: Command) -> None:
 
 
 # json.dumps builds an encoder on every call given options; each task writes six
-# entries and events, so one encoder serves them all (the same text).
+# entries and events, so one encoder serves them all (the same text) where orjson's
+# text would read back otherwise (tasks/json_text.py).
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -271,8 +272,8 @@ def _entry_and_event(
 ) -> tuple[str, str]:
     """The history entry and the stream event of one state, as JSON."""
     common = {"state": state, "at": at, "retries": retries, "progress": progress, "worker": worker}
-    entry = _compact_json({**common, "error": error})
-    event = _compact_json({"id": task_id, "task": name, **common})
+    entry = json_text.dumps({**common, "error": error}, _compact_json)
+    event = json_text.dumps({"id": task_id, "task": name, **common}, _compact_json)
     return entry, event
 
 

@@ -15,7 +15,6 @@ named by its first word.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, Protocol
@@ -24,7 +23,7 @@ from celery import states
 from celery.backends.base import BackendStoreError
 from celery.backends.redis import RedisBackend
 
-from tasks import redis_packing, task_index
+from tasks import json_text, redis_packing, task_index
 from tasks.celery_ext import result_pipe
 from tasks.text import as_text
 
@@ -123,7 +122,13 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
     ) -> list[Any]:
         """The script's key count, key and arguments, as EVALSHA takes them."""
         # One JSON text for all the commands: a task's end carries about nine.
-        return [1, self.get_key_for_task(task_id), encoded, self.ttl_for(state), json.dumps(then)]
+        return [
+            1,
+            self.get_key_for_task(task_id),
+            encoded,
+            self.ttl_for(state),
+            json_text.dumps(then),
+        ]
 
     def guarded_set(
         self,
