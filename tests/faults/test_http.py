@@ -47,24 +47,41 @@ def test_a_ten_megabyte_chunked_body_is_413(web: str) -> None:
     assert httpx.get(f"{web}/healthz", timeout=10).status_code == 200
 
 
-def test_a_body_cut_short_of_its_length_is_400_and_enqueues_nothing(web: str) -> None:
+CUT_BODY = b'{"task": "consume", "args": [1]}'
+
+
+@pytest.mark.parametrize(
+    ("framing", "head", "reason"),
+    [
+        (
+            "sized",
+            f"Content-Length: {len(CUT_BODY) + 50}\r\n\r\n".encode() + CUT_BODY,
+            b"the body ended before the 82 bytes of its Content-Length",
+        ),
+        (
+            "chunked",
+            b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(CUT_BODY) + CUT_BODY,
+            b"the body ended before its end",
+        ),
+    ],
+)
+def test_a_body_cut_short_is_400_and_enqueues_nothing(
+    web: str, framing: str, head: bytes, reason: bytes
+) -> None:
     host, port = urlsplit(web).hostname, urlsplit(web).port
-    sent = b'{"task": "consume", "args": [1]}'
     accepted_before = httpx.get(f"{web}/api/tasks/counts", timeout=10).json()["all"]
     with socket.create_connection((host, port), timeout=10) as conn:
         conn.sendall(
-            b"POST /api/tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(sent) + 50}\r\n\r\n".encode()
-            + sent
+            b"POST /api/tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n" + head
         )
         conn.shutdown(socket.SHUT_WR)  # the client stops sending: the body ends here
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk
     status_line, _, rest = answer.partition(b"\r\n")
-    assert status_line.split()[1] == b"400", answer
-    assert b"the body ended before the 82 bytes of its Content-Length" in rest
-    # The server is still there for the next caller.
+    assert status_line.split()[1] == b"400", (framing, answer)
+    assert reason in rest
+    # The server is still there for the next caller, and nothing was accepted.
     assert httpx.get(f"{web}/healthz", timeout=10).status_code == 200
     assert httpx.get(f"{web}/api/tasks/counts", timeout=10).json()["all"] == accepted_before
 
