@@ -122,13 +122,8 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
     ) -> list[Any]:
         """The script's key count, key and arguments, as EVALSHA takes them."""
         # One JSON text for all the commands: a task's end carries about nine.
-        return [
-            1,
-            self.get_key_for_task(task_id),
-            encoded,
-            self.ttl_for(state),
-            json_text.dumps(then),
-        ]
+        commands = json_text.dumps(then)
+        return [1, self.get_key_for_task(task_id), encoded, self.ttl_for(state), commands]
 
     def guarded_set(
         self,
