@@ -8,7 +8,6 @@ ever turned back into a Python object.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -289,7 +288,7 @@ def parse_history(raw_entries: list[Any]) -> list[dict[str, Any]]:
     """History entries as stored (JSON objects); anything else is skipped."""
     entries = []
     for raw in raw_entries:
-        entry = _json_field(as_text(raw), None)
+        entry = _json_field(raw, None)
         if isinstance(entry, dict):
             entries.append(entry)
     return entries
@@ -300,7 +299,7 @@ def parse_meta(raw: bytes | str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        meta = json.loads(raw)
+        meta = json_text.loads(raw)
     except ValueError:
         return None
     return meta if isinstance(meta, dict) else None
@@ -371,11 +370,11 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _json_field(raw: str | None, fallback: Any) -> Any:
+def _json_field(raw: bytes | str | None, fallback: Any) -> Any:
     if raw is None:
         return fallback
     try:
-        return json.loads(raw)
+        return json_text.loads(raw)
     except ValueError:
         return fallback
 
