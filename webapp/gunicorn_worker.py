@@ -14,10 +14,12 @@ writes; for an API answer of a few hundred bytes that is a second system call an
 second TCP segment (a second wakeup of the client) for every request. The handler here
 sends the two together when that part of the body is small.
 
-Two more costs of every request go too: the headers are read by
-``webapp.request_head`` instead of the ``email`` package's parser, and gunicorn's
-access-log record (two datetimes, a response object, the headers listed) is built
-only when the access log is on.
+More costs of every request go too: the headers are read by ``webapp.request_head``
+instead of the ``email`` package's parser, and become the WSGI environ's items
+directly rather than as lines formatted and split again; the usual HTTP versions are
+accepted without parsing their numbers; and gunicorn's access-log record (two
+datetimes, a response object, the headers listed) is built only when the access log
+is on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from webapp import pool_check, request_head
 # A body part up to this size goes out in one write with the response's head; a
 # larger one is sent on its own, as pywsgi does, rather than copied.
 HEAD_AND_BODY_MAX_BYTES = 64 * 1024
+# The versions nearly every request names, which pywsgi accepts.
+_USUAL_VERSIONS = frozenset({"HTTP/1.1", "HTTP/1.0"})
 
 
 class IdleBoundHandler(PyWSGIHandler):  # type: ignore[misc]
@@ -44,6 +48,15 @@ class IdleBoundHandler(PyWSGIHandler):  # type: ignore[misc]
     def MessageClass(self, stream: Any, *_: Any) -> request_head.RequestHead:  # noqa: N802
         # pywsgi's name for what reads the header lines after the request line.
         return request_head.read(stream)
+
+    def _headers(self) -> Any:
+        # pywsgi's environ items of the header fields, which it gets by formatting
+        # each field as a line and splitting it again.
+        return self.headers.environ_items()
+
+    def _check_http_version(self) -> bool:
+        # pywsgi parses the version's numbers for every request.
+        return self.request_version in _USUAL_VERSIONS or bool(super()._check_http_version())
 
     def log_request(self) -> None:
         # gunicorn builds the record, then asks its logger whether the log is on.

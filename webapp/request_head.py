@@ -29,6 +29,8 @@ MAX_FIELDS = 100
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _END_OF_HEAD = (b"\r\n", b"\n", b"")
 _WHITESPACE = " \t"
+# Fields that the WSGI environ holds under keys of their own, without HTTP_.
+_OWN_ENVIRON_KEYS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
 
 
 class RequestHead:
@@ -41,28 +43,43 @@ class RequestHead:
     def __init__(self, fields: list[tuple[str, str]], status: str = "") -> None:
         self._fields = fields
         self.status = status
+        # pywsgi and gunicorn look up about eight fields a request: each is one lookup
+        # here, not a pass over the fields.
+        self._first = _first_by_name(fields)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        wanted = name.lower()
-        for field_name, value in self._fields:
-            if field_name.lower() == wanted:
-                return value
-        return default
+        return self._first.get(name.lower(), default)
 
     getheader = get
 
     def __delitem__(self, name: str) -> None:
         wanted = name.lower()
         self._fields = [field for field in self._fields if field[0].lower() != wanted]
+        self._first = _first_by_name(self._fields)
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._fields)
 
     @property
     def headers(self) -> Iterator[str]:
-        """Each field as a line, which is how ``pywsgi`` builds the WSGI environ."""
+        """Each field as a line, as the ``email`` package's message gives them."""
         for name, value in self._fields:
             yield f"{name}: {value}\r\n"
+
+    def environ_items(self) -> Iterator[tuple[str, str]]:
+        """Each field as a WSGI environ item (``HTTP_X_ID``), as ``pywsgi`` names them.
+
+        A name with an underscore is dropped (it would read as a dash once in the
+        environ), and Content-Type and Content-Length are the environ's own keys.
+        ``pywsgi`` itself gets these by formatting each field as a line and splitting
+        it again.
+        """
+        for name, value in self._fields:
+            if "_" in name:
+                continue
+            key = name.replace("-", "_").upper()
+            if key not in _OWN_ENVIRON_KEYS:
+                yield "HTTP_" + key, value
 
     @property
     def typeheader(self) -> str | None:
@@ -96,6 +113,14 @@ def read(stream: BinaryIO) -> RequestHead:
     if _lengths_disagree(fields):
         return RequestHead([], "Content-Length fields disagree")
     return RequestHead(fields)
+
+
+def _first_by_name(fields: list[tuple[str, str]]) -> dict[str, str]:
+    """Each field's first value by its name in lower case."""
+    first: dict[str, str] = {}
+    for name, value in fields:
+        first.setdefault(name.lower(), value)
+    return first
 
 
 def _lengths_disagree(fields: list[tuple[str, str]]) -> bool:

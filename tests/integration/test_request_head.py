@@ -135,9 +135,12 @@ def test_a_head_the_rfc_refuses_is_answered_400_and_never_reaches_the_app(raw: b
 
 
 def test_lookups_ignore_case_and_deleting_removes_every_occurrence() -> None:
-    head = request_head.RequestHead([("Content-Length", "2"), ("content-length", "2")])
+    head = request_head.RequestHead(
+        [("Content-Length", "2"), ("Accept", "a"), ("content-length", "2"), ("accept", "b")]
+    )
 
     assert head.get("CONTENT-LENGTH") == "2"
+    assert head.get("ACCEPT") == "a"  # the first of a repeated field, as before
     del head["Content-Length"]
     assert head.get("content-length") is None
     assert head.get("missing", "default") == "default"
