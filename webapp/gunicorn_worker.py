@@ -44,6 +44,8 @@ class IdleBoundHandler(PyWSGIHandler):  # type: ignore[misc]
     # The response's head while pywsgi writes it, until the body's first part joins it.
     _held_head: bytearray | None = None
     _holding_head = False
+    # The connection's idle bound while a request line is awaited (read_requestline).
+    _idle_timer: gevent.Timeout | None = None
 
     def MessageClass(self, stream: Any, *_: Any) -> request_head.RequestHead:  # noqa: N802
         # pywsgi's name for what reads the header lines after the request line.
@@ -92,9 +94,17 @@ class IdleBoundHandler(PyWSGIHandler):  # type: ignore[misc]
 
     def read_requestline(self) -> Any:
         # pywsgi treats a socket error while reading the request line as a closed
-        # connection: the greenlet ends and the connection is closed.
-        with gevent.Timeout(self.idle_timeout_s, TimeoutError("idle keep-alive connection")):
+        # connection: the greenlet ends and the connection is closed. One timer per
+        # connection (a handler serves one), armed again for each request line.
+        if self._idle_timer is None:
+            self._idle_timer = gevent.Timeout(
+                self.idle_timeout_s, TimeoutError("idle keep-alive connection")
+            )
+        self._idle_timer.start()
+        try:
             return super().read_requestline()
+        finally:
+            self._idle_timer.cancel()
 
 
 class Worker(GeventPyWSGIWorker):  # type: ignore[misc]
