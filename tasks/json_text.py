@@ -54,12 +54,12 @@ def dumps(value: Any, otherwise: Callable[[Any], str] = json.dumps) -> str:
     return otherwise(value) if encoded is None else encoded.decode()
 
 
-def loads(text: bytes | str) -> Any:
-    """``json.loads(text)``, read by orjson where orjson reads the same value."""
+def loads(text: bytes | str, otherwise: Callable[[Any], Any] = json.loads) -> Any:
+    """``otherwise(text)`` (json.loads): by orjson where orjson reads the same value."""
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_ZEROS):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            pass  # the standard library reads it, or raises its own error
-    return json.loads(text)
+            pass  # the caller's decoder reads it, or raises its own error
+    return otherwise(text)

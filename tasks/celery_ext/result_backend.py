@@ -73,6 +73,9 @@ return 1
 """
 )
 
+# The content type of the json serializer, the one this project configures for results.
+JSON_CONTENT_TYPE = "application/json"
+
 BACKEND_PATH = "tasks.celery_ext.result_backend:GuardedRedisBackend"
 PUBLISH_ONLY_BACKEND_PATH = "tasks.celery_ext.result_backend:PublishOnlyRedisBackend"
 
@@ -101,7 +104,12 @@ class GuardedRedisBackend(RedisBackend):  # type: ignore[misc]
             result=result, state=state, traceback=traceback, request=request
         )
         meta["task_id"] = as_text(task_id)
-        encoded: str = self.encode(meta)
+        encoded: str = (
+            # orjson's text where it reads back as the serializer's (tasks/json_text.py).
+            json_text.dumps(meta, otherwise=self.encode)
+            if self.content_type == JSON_CONTENT_TYPE
+            else self.encode(meta)
+        )
         if len(encoded) > self._MAX_STR_VALUE_SIZE:
             raise BackendStoreError(
                 "value too large for Redis backend", state=state, task_id=task_id

@@ -61,7 +61,6 @@ from time import monotonic, time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
-from kombu.utils.json import loads
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
@@ -338,7 +337,7 @@ class Channel(kombu_redis.Channel):
 
     def _deliver_one(self, queue: str, raw: str, check: str = "") -> None:
         try:
-            payload = loads(raw)
+            payload = envelope_json.loads(raw)
             tag = payload["properties"]["delivery_tag"]
         except (TypeError, ValueError, KeyError):
             logger.critical("dropped a message from %r that is not kombu's: %.4096r", queue, raw)
@@ -359,7 +358,7 @@ class Channel(kombu_redis.Channel):
         got = fetch.parse_reply(call, reply)
         if not got.messages:
             raise Empty()
-        return loads(got.messages[0].raw)
+        return envelope_json.loads(got.messages[0].raw)
 
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
         try:

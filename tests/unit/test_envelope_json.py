@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -82,3 +83,39 @@ def test_nan_is_written_as_kombu_writes_it_not_as_null() -> None:
 def test_a_value_kombu_refuses_is_still_refused() -> None:
     with pytest.raises((TypeError, EncodeError)):
         envelope_json.dumps(envelope(custom=Colour.RED))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "naïve ☃",
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),  # kombu: a __type__ object
+        datetime(2026, 12, 7, 12, 0, tzinfo=UTC),  # kombu: a __type__ object
+        2**70,  # beyond 64 bits: orjson alone would read a float
+        12345678901234567890,  # 20 digits, within orjson's unsigned range
+    ],
+    ids=["non-ascii", "uuid", "datetime", "big-int", "u64"],
+)
+def test_an_envelope_reads_as_kombu_reads_it(value: Any) -> None:
+    for written in (kombu_dumps(envelope(custom=value)), envelope_json.dumps(envelope())):
+        for text in (written, written.encode() if isinstance(written, str) else written.decode()):
+            read = envelope_json.loads(text)
+            assert read == loads(text)
+            assert type(read["headers"].get("custom")) is type(loads(text)["headers"].get("custom"))
+
+
+def test_an_escaped_type_key_is_read_by_kombus_hook() -> None:
+    # "\u005f_type__" is "__type__": kombu's hook turns the object into a datetime.
+    text = '{"at": {"\\u005f_type__": "datetime", "__value__": "2026-12-07T12:00:00+00:00"}}'
+    assert envelope_json.loads(text) == loads(text)
+    assert isinstance(envelope_json.loads(text)["at"], datetime)
+
+
+@pytest.mark.parametrize("text", ["{", b"\xff\xfe{}", "[1,]", '"\\ud800" x'], ids=repr)
+def test_a_text_that_is_not_json_raises_as_kombu_raises(text: bytes | str) -> None:
+    try:
+        loads(text)
+    except ValueError as error:
+        expected = error
+    with pytest.raises(type(expected), match=re.escape(str(expected))):
+        envelope_json.loads(text)
