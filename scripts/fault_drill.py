@@ -20,25 +20,19 @@ import argparse
 import asyncio
 import json
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 import psutil
 
+from taskrelay import throwaway_system
 from taskrelay.bench.httpclient import Connection, Request
-from taskrelay.waiting import free_port, wait_until
 
 HOST = "127.0.0.1"
-READY_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 300.0
-STOP_TIMEOUT_S = 120.0
 FAULT_SPACING_S = 1.0
 ACCEPTED = (200, 202)
 SEND_ERRORS = (OSError, asyncio.IncompleteReadError, TimeoutError)
@@ -58,42 +52,22 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=6000, help="tasks to POST in all")
     parser.add_argument("--clients", type=int, default=6, help="keep-alive connections")
     args = parser.parse_args()
-    web_port = free_port()
-    with tempfile.TemporaryDirectory(prefix="taskrelay-fault-drill-") as var_dir:
-        argv = [sys.executable, "-m", "taskrelay.cli", "up", "--web-port", str(web_port)]
-        argv += ["--flower-port", str(free_port()), "--redis-port", str(free_port())]
-        argv += ["--var-dir", var_dir]
-        with (Path(var_dir) / "up.log").open("wb") as log:
-            system = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        base_url = f"http://{HOST}:{web_port}"
-        try:
-            wait_ready(base_url, system)
-            seen = asyncio.run(submit_under_faults(web_port, system.pid, args.tasks, args.clients))
-            print(
-                f"accepted {len(seen.accepted)}, refused {sum(seen.refused.values())} "
-                f"{dict(seen.refused)}, connections cut {seen.cut}"
-            )
-            wait_ready(base_url, system)
-            unfinished = asyncio.run(read_until_success(web_port, seen.accepted))
-            print(f"accepted and not SUCCESS within {SETTLE_TIMEOUT_S:g} s: {len(unfinished)}")
-        finally:
-            descendants = _descendants(system.pid)
-            stop(system)
-        left = [process.pid for process in descendants if _alive(process)]
-    print(f"taskrelay up exited with {system.returncode}; processes left behind: {left}")
-    return 0 if not unfinished and not left and system.returncode == 0 else 1
-
-
-def wait_ready(base_url: str, system: subprocess.Popen[bytes]) -> None:
-    def ready() -> bool:
-        if system.poll() is not None:
-            raise SystemExit(f"taskrelay up exited with {system.returncode}")
-        try:
-            return httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(ready, timeout_s=READY_TIMEOUT_S, what="/readyz", interval_s=0.2, error=SystemExit)
+    with throwaway_system.running("taskrelay-fault-drill-") as system:
+        web_port = system.web_port
+        seen = asyncio.run(
+            submit_under_faults(web_port, system.process.pid, args.tasks, args.clients)
+        )
+        print(
+            f"accepted {len(seen.accepted)}, refused {sum(seen.refused.values())} "
+            f"{dict(seen.refused)}, connections cut {seen.cut}"
+        )
+        system.wait_ready()
+        unfinished = asyncio.run(read_until_success(web_port, seen.accepted))
+        print(f"accepted and not SUCCESS within {SETTLE_TIMEOUT_S:g} s: {len(unfinished)}")
+    left = system.left_behind()
+    exit_code = system.process.returncode
+    print(f"taskrelay up exited with {exit_code}; processes left behind: {left}")
+    return 0 if not unfinished and not left and exit_code == 0 else 1
 
 
 async def submit_under_faults(web_port: int, up_pid: int, tasks: int, clients: int) -> Seen:
@@ -178,30 +152,6 @@ async def read_until_success(web_port: int, task_ids: list[str]) -> set[str]:
     finally:
         await connection.close()
     return pending
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def stop(system: subprocess.Popen[bytes]) -> None:
-    # Ctrl-C is how a person stops `taskrelay up`; it stops every role cleanly.
-    system.send_signal(signal.SIGINT)
-    try:
-        system.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        system.kill()
-        system.wait()
 
 
 if __name__ == "__main__":

@@ -13,13 +13,6 @@ everything again.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +20,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import ViewportSize, sync_playwright
 
-from taskrelay.waiting import free_port, wait_until
+from taskrelay import throwaway_system
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "dashboard.png"
@@ -41,8 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 120.0
 PAGE_TIMEOUT_MS = 120_000
 VIEWPORT: ViewportSize = {"width": 1280, "height": 1000}
 SHOWCASE_CHANNEL = "news"
@@ -54,47 +45,6 @@ SUBMITTERS = 4
 # The volume's mix: every so many tasks, one fails for good and one retries first.
 FAIL_EVERY = 150
 RETRY_EVERY = 40
-
-
-@contextlib.contextmanager
-def running_system() -> Iterator[str]:
-    """`taskrelay up` in a throw-away directory; yields the web's base URL."""
-    web_port = free_port()
-    with tempfile.TemporaryDirectory(prefix="taskrelay-screenshot-") as var_dir:
-        env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-        argv = [sys.executable, "-m", "taskrelay.cli", "up"]
-        argv += ["--web-port", str(web_port), "--flower-port", str(free_port())]
-        argv += ["--redis-port", str(free_port()), "--var-dir", var_dir]
-        log_path = Path(var_dir) / "up.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        base_url = f"http://127.0.0.1:{web_port}"
-        try:
-            wait_until(
-                lambda: _ready(base_url, process),
-                timeout_s=READY_TIMEOUT_S,
-                what="the system to be ready",
-                interval_s=0.5,
-                error=SystemExit,
-            )
-            yield base_url
-        finally:
-            # Ctrl-C is how a person stops `taskrelay up`; it stops every role cleanly.
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _ready(base_url: str, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        raise SystemExit(f"taskrelay up exited with {process.returncode}")
-    try:
-        return httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def give_it_work(base_url: str) -> None:
@@ -169,9 +119,9 @@ def main() -> None:
         give_it_work(options.url)
         photograph(options.url, options.output)
     else:
-        with running_system() as base_url:
-            give_it_work(base_url)
-            photograph(base_url, options.output)
+        with throwaway_system.running("taskrelay-screenshot-") as system:
+            give_it_work(system.base_url)
+            photograph(system.base_url, options.output)
     print(f"saved {options.output}")
 
 
