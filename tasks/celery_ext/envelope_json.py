@@ -46,7 +46,7 @@ def loads(text: bytes | str) -> Any:
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _TYPE_KEY in raw or _ESCAPE in raw:
         return _kombu_loads(text)
-    return json_text.loads(raw if isinstance(text, bytes) else text, otherwise=_kombu_loads)
+    return json_text.loads(text, otherwise=_kombu_loads)
 
 
 def _kombu_loads(text: bytes | str) -> Any:
