@@ -30,12 +30,12 @@ import psutil
 
 from taskrelay import throwaway_system
 from taskrelay.bench.httpclient import Connection, Request
+from taskrelay.bench.task_client import SEND_ERRORS
 
 HOST = "127.0.0.1"
 SETTLE_TIMEOUT_S = 300.0
 FAULT_SPACING_S = 1.0
 ACCEPTED = (200, 202)
-SEND_ERRORS = (OSError, asyncio.IncompleteReadError, TimeoutError)
 
 
 @dataclass

@@ -46,7 +46,8 @@ def loads(text: bytes | str) -> Any:
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _TYPE_KEY in raw or _ESCAPE in raw:
         return _kombu_loads(text)
-    return json_text.loads(text, otherwise=_kombu_loads)
+    # The bytes already made, not the text again; kombu reads the caller's own text.
+    return json_text.loads(raw, otherwise=lambda _: _kombu_loads(text))
 
 
 def _kombu_loads(text: bytes | str) -> Any:
