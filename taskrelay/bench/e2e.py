@@ -155,9 +155,11 @@ def measure(
     try:
         before = commandstats.snapshot(client)
         cpu_before = cpu.snapshot(process_ids(system))
+        machine_before = cpu.machine()
         outcome = task_client.submit_and_confirm(
             submit, read, TaskLoad(load.tasks, load.clients), deadline_s(load.tasks)
         )
+        busy = cpu.busy_cores(machine_before, cpu.machine())
         spent = cpu.per_task_ms(cpu_before, cpu.snapshot(process_ids(system)), load.tasks)
         calls = commandstats.per_task(before, commandstats.snapshot(client), load.tasks)
     finally:
@@ -174,6 +176,7 @@ def measure(
         note=note,
         calls_per_task=calls,
         cpu_ms_per_task=spent,
+        busy_cores=None if busy is None else round(busy, 2),
         counts={
             "rejected": outcome.rejected,
             "failed": len(outcome.failed),

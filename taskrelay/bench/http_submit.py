@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from taskrelay.bench import loadgen, null_server
+from taskrelay.bench import cpu, loadgen, null_server
 from taskrelay.bench.floor_web import PATH as FLOOR_PATH
 from taskrelay.bench.httpclient import Request
 from taskrelay.bench.results import Row, Section
@@ -39,6 +39,10 @@ TASKRELAY = "taskrelay POST /api/tasks"
 ARTICLE = "article GET /prodcons"
 TEMPLATE = "template POST /api/tasks (reference)"
 FLOOR = "Celery's message alone, in taskrelay's web (reference)"
+# The processes whose CPU a request is counted against.
+WEB_ROLE = "server"
+REDIS_ROLE = "redis"
+LOAD_GENERATOR_ROLE = "load generator"
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Load:
 
 
 def run(stack: Stack, load: Load, web_env: dict[str, str] | None = None) -> Section:
-    section = Section("http_submit", "HTTP submit")
+    section = Section("http_submit", "HTTP submit", cpu_per="request")
     tool = loadgen.available_tool()
     section.notes.append(
         f"load generator: {tool}, {load.connections} connections, {load.duration_s:g} s each"
@@ -84,7 +88,7 @@ def measure_web(
     try:
         body = SUBMIT_BODY if method == "POST" else None
         request = Request.build(HOST, port, method, path, body)
-        return measure(stack, subject, request, method, path, load)
+        return measure(stack, subject, request, method, path, load, web)
     finally:
         stack.stop(web)
 
@@ -95,15 +99,47 @@ def measure_ceiling(stack: Stack, load: Load) -> Row:
     try:
         stack.wait_http(server, f"http://{HOST}:{port}/")
         request = Request.build(HOST, port, "POST", "/api/tasks", SUBMIT_BODY)
-        return measure(stack, CEILING, request, "POST", "/api/tasks", load)
+        return measure(stack, CEILING, request, "POST", "/api/tasks", load, server)
     finally:
         stack.stop(server)
 
 
 def measure(
-    stack: Stack, subject: str, request: Request, method: str, path: str, load: Load
+    stack: Stack,
+    subject: str,
+    request: Request,
+    method: str,
+    path: str,
+    load: Load,
+    server: Child,
 ) -> Row:
+    """The server's rate under the load, and what a request cost each process meanwhile:
+    the server, the run's Redis and the load generator (this process)."""
     loadgen.run_load(request, method, path, load.connections, WARMUP_S, stack.root)
+    pids = _pids(stack, server)
+    before = {**cpu.snapshot(pids), LOAD_GENERATOR_ROLE: cpu.own_seconds()}
+    machine_before = cpu.machine()
     result = loadgen.run_load(request, method, path, load.connections, load.duration_s, stack.root)
+    busy = cpu.busy_cores(machine_before, cpu.machine())
+    after = {**cpu.snapshot(pids), LOAD_GENERATOR_ROLE: cpu.own_seconds()}
     note = f"{result.errors} errors" if result.errors else ""
-    return Row(subject, result.rate, "req/s", ms(result.p50_s), ms(result.p99_s), note=note)
+    return Row(
+        subject,
+        result.rate,
+        "req/s",
+        ms(result.p50_s),
+        ms(result.p99_s),
+        note=note,
+        cpu_ms_per_task=cpu.per_task_ms(before, after, result.requests) if result.requests else {},
+        busy_cores=None if busy is None else round(busy, 2),
+    )
+
+
+def _pids(stack: Stack, server: Child) -> dict[str, int]:
+    """The server's and the run's Redis's process ids, by role."""
+    found = {}
+    if server.process is not None:
+        found[WEB_ROLE] = server.process.pid
+    if stack.redis_server.process is not None:
+        found[REDIS_ROLE] = stack.redis_server.process.pid
+    return found

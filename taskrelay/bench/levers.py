@@ -63,14 +63,14 @@ def worker_levers(stack: Stack, tasks: int, progress: Progress) -> Section:
 
 
 def web_levers(stack: Stack, load: http_submit.Load, progress: Progress) -> Section:
-    section = Section("web_levers", "web levers (POST /api/tasks)")
+    section = Section("web_levers", "web levers (POST /api/tasks)", cpu_per="request")
     for name, env in WEB_LEVERS.items():
         with progress.step(f"lever: {name}") as report:
             stack.flush()
             web, port = start_taskrelay_web(stack, env)
             try:
                 request = Request.build(HOST, port, "POST", "/api/tasks", http_submit.SUBMIT_BODY)
-                row = http_submit.measure(stack, name, request, "POST", "/api/tasks", load)
+                row = http_submit.measure(stack, name, request, "POST", "/api/tasks", load, web)
             finally:
                 stack.stop(web)
             report.text = f"{row.rate:,.0f} req/s"

@@ -87,9 +87,14 @@ def table(sections: list[Section]) -> str:
         spent = [row for row in section.rows if row.cpu_ms_per_task]
         if spent:
             out.append(
-                "   CPU ms per task, by role (user + system, processes with their children):"
+                f"   CPU ms per {section.cpu_per}, by role"
+                " (user + system, processes with their children):"
             )
             out.extend(f"     {row.subject}: {cpu.describe(row.cpu_ms_per_task)}" for row in spent)
+        busy = [row for row in section.rows if row.busy_cores is not None]
+        if busy:
+            out.append(f"   cores busy during each run, of {os.cpu_count()} (/proc/stat):")
+            out.extend(f"     {row.subject}: {row.busy_cores:.2f}" for row in busy)
     return "\n".join(out)
 
 

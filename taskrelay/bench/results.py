@@ -11,7 +11,9 @@ class Row:
     """One measured subject: a rate, and latencies and loss where the scenario has them.
 
     ``calls_per_task``: Redis commands per task over the run (commandstats.py);
-    ``cpu_ms_per_task``: CPU each role spent per task over the run (cpu.py);
+    ``cpu_ms_per_task``: CPU each role spent per task over the run (cpu.py), or per
+    request where the section says so (``Section.cpu_per``);
+    ``busy_cores``: how many of the machine's cores were busy over the run (cpu.py);
     ``counts``: what a scenario counted beside its rate (kills, lost tasks, ...).
     """
 
@@ -24,6 +26,7 @@ class Row:
     note: str = ""
     calls_per_task: dict[str, float] = field(default_factory=dict)
     cpu_ms_per_task: dict[str, float] = field(default_factory=dict)
+    busy_cores: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -37,6 +40,8 @@ class Section:
     ratios: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     unavailable: str | None = None
+    # What a row's cpu_ms_per_task is counted per: a task, or a request.
+    cpu_per: str = "task"
 
     def row(self, subject: str) -> Row | None:
         return next((row for row in self.rows if row.subject == subject), None)
@@ -49,4 +54,5 @@ class Section:
             "rows": [asdict(row) for row in self.rows],
             "ratios": self.ratios,
             "notes": self.notes,
+            "cpu_per": self.cpu_per,
         }

@@ -113,6 +113,20 @@ def test_http_submit_sets_the_references_beside_taskrelays_post(bench_report: Re
     assert not any(row["note"] for row in section["rows"]), "no request may fail"
 
 
+def test_http_submit_counts_what_a_request_costs_each_process_and_the_cores_busy(
+    bench_report: Report,
+) -> None:
+    section = bench_report["sections"]["http_submit"]
+    cores = bench_report["machine"]["nproc"]
+    assert section["cpu_per"] == "request"
+    for row in section["rows"]:
+        spent = row["cpu_ms_per_task"]
+        assert set(spent) == {"total", "server", "redis", "load generator"}, row
+        # Every request reached the server and was sent by the load generator.
+        assert spent["server"] > 0 and spent["load generator"] > 0, row
+        assert 0 < row["busy_cores"] <= cores, row
+
+
 def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_template(
     bench_report: Report,
 ) -> None:
@@ -123,6 +137,7 @@ def test_end_to_end_compares_taskrelay_with_and_without_flower_against_the_templ
     assert "the template tuned for speed (reference)" in [row["subject"] for row in throughput]
     for row in throughput:
         assert row["counts"] == {"rejected": 0, "failed": 0, "unfinished": 0}, row
+        assert 0 < row["busy_cores"] <= bench_report["machine"]["nproc"], row
     assert len(section["ratios"]) == 3
     assert all(value and value > 0 for value in section["ratios"].values())
     # Each subject's ratio is paired with the template round by round.
