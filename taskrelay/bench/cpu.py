@@ -49,7 +49,8 @@ def machine() -> Any:
 
 
 def busy_cores(before: Any, after: Any) -> float | None:
-    """How many cores were busy on average between two readings of ``machine()``."""
+    """How many cores were busy on average between two readings of ``machine()``, to two
+    decimals."""
     spent: dict[str, float] = {
         field: getattr(after, field) - getattr(before, field) for field in after._fields
     }
@@ -58,7 +59,7 @@ def busy_cores(before: Any, after: Any) -> float | None:
     if total <= 0:
         return None
     waiting = spent["idle"] + spent.get("iowait", 0.0)
-    return (total - waiting) / total * (psutil.cpu_count() or 1)
+    return round((total - waiting) / total * (psutil.cpu_count() or 1), 2)
 
 
 def per_task_ms(before: dict[str, float], after: dict[str, float], tasks: int) -> dict[str, float]:

@@ -176,7 +176,7 @@ def measure(
         note=note,
         calls_per_task=calls,
         cpu_ms_per_task=spent,
-        busy_cores=None if busy is None else round(busy, 2),
+        busy_cores=busy,
         counts={
             "rejected": outcome.rejected,
             "failed": len(outcome.failed),

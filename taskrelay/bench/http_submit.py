@@ -131,7 +131,7 @@ def measure(
         ms(result.p99_s),
         note=note,
         cpu_ms_per_task=cpu.per_task_ms(before, after, result.requests) if result.requests else {},
-        busy_cores=None if busy is None else round(busy, 2),
+        busy_cores=busy,
     )
 
 
