@@ -232,6 +232,11 @@ class EmbeddedRedis:
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id, once started."""
+        return None if self.process is None else self.process.pid
+
+    @property
     def url(self) -> str:
         credentials = "" if self.password is None else f":{quote(self.password, safe='')}@"
         return f"redis://{credentials}127.0.0.1:{self.port}/0"

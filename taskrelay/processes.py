@@ -38,6 +38,11 @@ class Child:
     scheduling_policy: scheduling.Policy = scheduling.NORMAL
     process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The main process's id, once started."""
+        return None if self.process is None else self.process.pid
+
     def start(self) -> None:
         # Logs may hold task arguments and tracebacks: readable by their owner only.
         self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -118,7 +123,7 @@ class EmbeddedRedisRole:
         try:
             self.server.start()
         finally:
-            self._pid = self.server.process.pid if self.server.process else None
+            self._pid = self.server.pid
 
     def exit_code(self) -> int | None:
         process = self.server.process

@@ -116,7 +116,11 @@ def measure(
     """The server's rate under the load, and what a request cost each process meanwhile:
     the server, the run's Redis and the load generator (this process)."""
     loadgen.run_load(request, method, path, load.connections, WARMUP_S, stack.root)
-    pids = _pids(stack, server)
+    pids = {
+        role: pid
+        for role, pid in ((WEB_ROLE, server.pid), (REDIS_ROLE, stack.redis_server.pid))
+        if pid is not None
+    }
     before = {**cpu.snapshot(pids), LOAD_GENERATOR_ROLE: cpu.own_seconds()}
     machine_before = cpu.machine()
     result = loadgen.run_load(request, method, path, load.connections, load.duration_s, stack.root)
@@ -133,13 +137,3 @@ def measure(
         cpu_ms_per_task=cpu.per_task_ms(before, after, result.requests) if result.requests else {},
         busy_cores=busy,
     )
-
-
-def _pids(stack: Stack, server: Child) -> dict[str, int]:
-    """The server's and the run's Redis's process ids, by role."""
-    found = {}
-    if server.process is not None:
-        found[WEB_ROLE] = server.process.pid
-    if stack.redis_server.process is not None:
-        found[REDIS_ROLE] = stack.redis_server.process.pid
-    return found

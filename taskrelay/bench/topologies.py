@@ -71,7 +71,7 @@ def start_template(stack: Stack, *, tuned: bool = False) -> System:
     env = redis_env(server.url)
     port = free_port()
     prefix = "tuned" if tuned else "template"
-    system = System(port, [], server.url, own_redis=server, redis_pid=_pid(server))
+    system = System(port, [], server.url, own_redis=server, redis_pid=server.pid)
     try:
         web_argv = _template_web_argv(port, tuned=tuned)
         system.children.append(stack.start(f"{prefix}-web-{port}", web_argv, env))
@@ -141,7 +141,7 @@ def start_taskrelay_up(stack: Stack, *, workers: int, flower: bool) -> System:
         server.url,
         own_redis=server,
         flower_port=flower_port if flower else None,
-        redis_pid=_pid(server),
+        redis_pid=server.pid,
     )
     user, password = FLOWER_AUTH
     children = up.build_children(options, server.url, f"{user}:{password}")
@@ -196,13 +196,9 @@ def flower_knows(system: System, task_id: str) -> bool:
         return False
 
 
-def _pid(server: EmbeddedRedis) -> int | None:
-    return server.process.pid if server.process is not None else None
-
-
 def process_ids(system: System) -> dict[str, int]:
     """Each process of the system by name, its Redis among them."""
-    found = {child.name: child.process.pid for child in system.children if child.process}
+    found = {child.name: child.pid for child in system.children if child.pid is not None}
     if system.redis_pid is not None:
         found["redis"] = system.redis_pid
     return found
